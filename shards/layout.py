@@ -1,0 +1,87 @@
+"""Where everything lives in a pipeline output folder (`OUT`), local or remote.
+
+One place names every folder, the length buckets and the validation split, so the pipeline that
+writes and the trainers that read can never disagree.
+
+    OUT/raw/                  mirrored source parquet files
+    OUT/removed/<filter>/     documents each filter dropped (audit)
+    OUT/filtered/             documents that passed, as parquet
+    OUT/mds/<bucket>/         MDS shards of one length bucket (one merged index.json)
+    OUT/mds/val/              held-out validation documents (all lengths)
+    OUT/manifest.json         counts, config, tokenizer: see `shards.manifest`
+    OUT/mixtures/<name>.json  (bucket path, proportion) lists: see `shards.mixture`
+    OUT/logs/                 Datatrove logs, stats and completion markers
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+BUNDLED = Path(__file__).parent / "data"
+BERT_TOKENIZER = BUNDLED / "tokenizers" / "bert-base-uncased" / "tokenizer.json"
+SAMPLE_DIR = BUNDLED / "refinedweb-sample"
+
+RAW, REMOVED, FILTERED, MDS, MIXTURES, LOGS = "raw", "removed", "filtered", "mds", "mixtures", "logs"
+MANIFEST = "manifest.json"
+VALIDATION = "val"
+DEFAULT_EDGES = (1024, 2048)
+
+
+def join(root: str | Path, *parts: str) -> str:
+    """Join path parts under a local folder or a URL (`s3://…`) alike."""
+    root = str(root)
+    if "://" in root:
+        return posixpath.join(root, *parts)
+    return str(Path(root, *parts))
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Documents with `lo <= num_tokens < hi` (`hi=None`: no upper bound)."""
+
+    lo: int
+    hi: int | None
+
+    @property
+    def name(self) -> str:
+        if self.lo == 0:
+            return f"lt{self.hi}"
+        if self.hi is None:
+            return f"ge{self.lo}"
+        return f"{self.lo}to{self.hi}"
+
+    @property
+    def path(self) -> str:
+        """Path relative to `OUT`, as written in manifests and mixtures."""
+        return f"{MDS}/{self.name}"
+
+    def contains(self, num_tokens: int) -> bool:
+        return num_tokens >= self.lo and (self.hi is None or num_tokens < self.hi)
+
+
+def buckets(edges: tuple[int, ...] = DEFAULT_EDGES) -> list[Bucket]:
+    """The buckets cut by `edges`; every token count falls in exactly one."""
+    edges = tuple(int(e) for e in edges)
+    if not edges or any(e <= 0 for e in edges) or list(edges) != sorted(set(edges)):
+        raise ValueError(f"bucket edges must be positive and strictly increasing, got {edges}")
+    bounds = (0, *edges, None)
+    return [Bucket(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def bucket_for(num_tokens: int, edges: tuple[int, ...] = DEFAULT_EDGES) -> Bucket:
+    for b in buckets(edges):
+        if b.contains(num_tokens):
+            return b
+    raise AssertionError(f"no bucket for {num_tokens} tokens with edges {edges}")
+
+
+def is_validation(doc_id: str, fraction: float) -> bool:
+    """Whether a document belongs to the held-out split: a stable hash of its id, so every
+    writer and reader, on any machine, puts the same documents aside."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    h = int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "big")
+    return h < fraction * 2**64

@@ -1,0 +1,76 @@
+"""`OUT/manifest.json`: the record of what a pipeline run produced, and the check that it is whole.
+
+Consumers rely on these keys (the pipeline writes more: config, filters, dedup, histograms):
+
+    format_version: int
+    tokenizer:  {name, sha256, vocab_size, dtype, special_tokens: {pad, unk, cls, sep, mask}}
+    buckets:    {<name>: {path, min_tokens, max_tokens, documents, tokens, shards}}
+    validation: {path, fraction, documents, tokens, shards}
+"""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+
+from shards.layout import MANIFEST, join
+
+FORMAT_VERSION = 1
+SPECIAL_TOKENS = ("pad", "unk", "cls", "sep", "mask")
+
+
+def read(root: str) -> dict:
+    """Load and check the manifest of the pipeline output at `root` (a folder or URL)."""
+    path = join(root, MANIFEST)
+    try:
+        with fsspec.open(path, "r") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: run the pipeline's `mix` step (or `all`) on {root} first"
+        ) from None
+    validate(manifest, where=path)
+    return manifest
+
+
+def write(root: str, manifest: dict) -> str:
+    """Write the manifest; on a local disk through a temporary name, so readers never see half."""
+    validate(manifest, where="manifest to write")
+    path = join(root, MANIFEST)
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    text = json.dumps(manifest, indent=2, sort_keys=False)
+    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+        tmp = fs_path + ".tmp"
+        with fs.open(tmp, "w") as f:
+            f.write(text)
+        fs.mv(tmp, fs_path)
+    else:  # object stores write whole objects atomically
+        with fs.open(fs_path, "w") as f:
+            f.write(text)
+    return path
+
+
+def validate(manifest: dict, where: str = "manifest") -> None:
+    """Raise ValueError naming the first missing or malformed key."""
+
+    def need(obj: dict, key: str, ctx: str):
+        if not isinstance(obj, dict) or key not in obj:
+            raise ValueError(f"{where}: missing '{ctx}{key}'; rerun the pipeline's `mix` step")
+        return obj[key]
+
+    version = need(manifest, "format_version", "")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where}: format_version {version}, this code reads {FORMAT_VERSION}")
+    tok = need(manifest, "tokenizer", "")
+    for key in ("name", "sha256", "vocab_size", "dtype"):
+        need(tok, key, "tokenizer.")
+    special = need(tok, "special_tokens", "tokenizer.")
+    for key in SPECIAL_TOKENS:
+        need(special, key, "tokenizer.special_tokens.")
+    for name, bucket in need(manifest, "buckets", "").items():
+        for key in ("path", "min_tokens", "max_tokens", "documents", "tokens", "shards"):
+            need(bucket, key, f"buckets.{name}.")
+    val = need(manifest, "validation", "")
+    for key in ("path", "fraction", "documents", "tokens", "shards"):
+        need(val, key, "validation.")
