@@ -1,0 +1,175 @@
+"""`mix`: the manifest (`OUT/manifest.json`) and the stage mixtures (`OUT/mixtures/*.json`).
+
+Invariant: every count in the manifest comes from what is on disk (merged MDS indexes) or from the
+stats of completed Datatrove tasks, and the two must agree; mixtures are computed exactly from the
+manifest's document counts (`shards.mixture`), so no document is copied to build stage 2.
+`--materialize N` additionally writes, per mixture, a physical MDS set of >= N tokens drawn
+deterministically (seeded) with the mixture's proportions, for consumers that cannot mix streams.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import fsspec
+import numpy as np
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from pipelines.config import PIPELINE_VERSION, JobConfig
+from pipelines.stats import stage_stats
+from pipelines.tokenizer import load_tokenizer
+from shards import manifest as manifest_io
+from shards import mds, mixture
+from shards.layout import MDS, MIXTURES, RAW, VALIDATION, buckets, join
+
+MATERIALIZED = "materialized"  # OUT/mds/materialized/<mixture>/
+
+
+def histogram(counters: dict[str, float], prefix: str) -> dict:
+    bins = sorted((int(k.rsplit("/", 1)[1]), int(v)) for k, v in counters.items() if k.startswith(f"{prefix}/hist/"))
+    return {"bin_upper_edges": [b for b, _ in bins], "counts": [n for _, n in bins]}
+
+
+def filter_counts(cfg: JobConfig, names: list[str]) -> tuple[int, dict]:
+    """(documents read, {filter: {in, kept, removed, reasons}}) from the filter stage's stats."""
+    steps = stage_stats(cfg.logs("filter"))
+    read = steps[0].get("documents")
+    out = {}
+    for name, step in zip(names, steps[1 : 1 + len(names)]):
+        reasons = {k.removeprefix("dropped_"): int(v) for k, v in step.counters.items() if k.startswith("dropped_")}
+        out[name] = {"in": step.get("total"), "kept": step.get("forwarded"), "removed": step.get("dropped"),
+                     "reasons": reasons}
+    return read, out
+
+
+def dedup_counts(cfg: JobConfig) -> dict:
+    if cfg.dedup == "none":
+        return {"enabled": False, "method": "none"}
+    method = {"exact": "exact, normalised content (NFKC, lower case, whitespace collapsed)",
+              "minhash": "MinHash near-duplicates (word 5-grams, 14 buckets x 8 hashes)"}[cfg.dedup]
+    step = stage_stats(cfg.logs("dedup_filter"))[1]
+    return {"enabled": True, "method": method, "removed_to": f"removed/{cfg.dedup}_dedup",
+            "in": step.get("total"), "kept": step.get("forwarded"), "removed": step.get("dropped")}
+
+
+def materialize(out: str, name: str, items: list[dict], tokens: int, seed: int, dtype: str) -> dict:
+    """Draw whole documents (bucket by proportion, then uniformly without replacement inside it,
+    reshuffled when exhausted) until >= `tokens` tokens; write them as one MDS set."""
+    from streaming import MDSWriter
+
+    rng = np.random.default_rng(seed)
+    pools = []
+    for item in items:
+        folder = join(out, item["path"])
+        index = mds.read_index(folder)
+        docs = [(folder, shard, i) for shard in index["shards"] for i in range(shard["samples"])]
+        pools.append({"docs": docs, "order": [], "folder": folder})
+    probs = np.array([float(i["proportion"]) for i in items])
+    target = join(out, MDS, MATERIALIZED, name)
+    fs, path = fsspec.core.url_to_fs(target)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    cache: dict[int, list[dict]] = {}
+    written = documents = 0
+    with MDSWriter(out=target, columns=mds.columns(dtype), compression=mds.COMPRESSION, hashes=mds.HASHES) as w:
+        while written < tokens:
+            pool = pools[rng.choice(len(pools), p=probs / probs.sum())]
+            if not pool["order"]:
+                pool["order"] = list(rng.permutation(len(pool["docs"])))
+            folder, shard, i = pool["docs"][pool["order"].pop()]
+            if id(shard) not in cache:
+                cache = {id(shard): list(mds.iter_samples(folder, shard, mds.read_shard(folder, shard)))}
+            sample = cache[id(shard)][i]
+            w.write(sample)
+            written += int(sample["num_tokens"])
+            documents += 1
+    return {"path": f"{MDS}/{MATERIALIZED}/{name}", "tokens": written, "documents": documents, "seed": seed}
+
+
+class BuildManifest(PipelineStep):
+    """Single task: reads the merged indexes and stage stats, writes manifest and mixtures."""
+
+    name = "📜 manifest + mixtures"
+    type = "💾 - WRITER"
+
+    def __init__(self, cfg: JobConfig, filter_names: list[str]):
+        super().__init__()
+        self.cfg, self.filter_names = cfg, filter_names
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        manifest = build_manifest(self.cfg, self.filter_names)
+        manifest_io.write(self.cfg.output, manifest)
+        yield from ()
+
+
+def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
+    out = cfg.output
+    tok = load_tokenizer(cfg.tokenizer)
+    counters = stage_stats(cfg.logs("tokenize"))[1].counters
+
+    def describe(name: str, rel: str) -> dict:
+        documents, shards = mds.summary(mds.read_index(join(out, rel)))
+        counted = int(counters.get(f"{name}/documents", 0))
+        if counted != documents:
+            raise ValueError(f"{join(out, rel)}: index lists {documents} documents, tokenize counted {counted}; "
+                             "rerun `tokenize` (it rebuilds the index)")
+        return {"path": rel, "documents": documents, "tokens": int(counters.get(f"{name}/tokens", 0)),
+                "shards": shards, "histogram": histogram(counters, name)}
+
+    bucket_list = buckets(cfg.bucket_edges)
+    bucket_info = {b.name: {"min_tokens": b.lo, "max_tokens": b.hi, **describe(b.name, b.path)} for b in bucket_list}
+    doc_counts = {b: bucket_info[b.name]["documents"] for b in bucket_list}
+    read, filters = filter_counts(cfg, filter_names)
+    dedup = dedup_counts(cfg)
+    kept = dedup["kept"] if dedup["enabled"] else (filters[filter_names[-1]]["kept"] if filter_names else read)
+
+    fs, raw = fsspec.core.url_to_fs(join(out, RAW))
+    source_files = sorted(p[len(raw.rstrip("/")) + 1 :] for p in fs.find(raw)) if fs.exists(raw) else []
+    mixtures = {}
+    for name, proportions in (("stage1", mixture.natural(doc_counts)),
+                              ("stage2", mixture.long_context(doc_counts, cfg.stage2_choices))):
+        items = mixture.to_json(proportions)
+        with fsspec.open(join(out, MIXTURES, f"{name}.json"), "w", auto_mkdir=True) as f:
+            f.write(json.dumps(items, indent=2))
+        mixtures[name] = {"path": f"{MIXTURES}/{name}.json", "proportions": {i["bucket"]: i["proportion"] for i in items}}
+        if cfg.materialize:
+            mixtures[name]["materialized"] = materialize(out, name, items, cfg.materialize, cfg.seed, tok.dtype.name)
+    mixtures["stage2"]["choices"] = [
+        {"min_tokens": t, "probability": p,
+         "documents": sum(n for b, n in doc_counts.items() if b.lo >= t)} for t, p in cfg.stage2_choices
+    ]
+    return {
+        "format_version": manifest_io.FORMAT_VERSION,
+        "pipeline_version": PIPELINE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": {"url": cfg.input, "files": source_files},
+        "config": cfg.to_dict(),
+        "tokenizer": tok.describe(),
+        "documents": {"read": read, "kept": kept, "removed": read - kept},
+        "filters": filters,
+        "dedup": dedup,
+        "buckets": bucket_info,
+        "validation": {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")},
+        "mixtures": mixtures,
+    }
+
+
+def summary(manifest: dict, out: str) -> str:
+    """The end-of-run report: documents in/kept/removed per filter, tokens per bucket, where."""
+    docs = manifest["documents"]
+    lines = [f"documents read {docs['read']:,}  kept {docs['kept']:,}  removed {docs['removed']:,}"]
+    for name, f in manifest["filters"].items():
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(f["reasons"].items()))
+        lines.append(f"  {name:<18} in {f['in']:>9,}  removed {f['removed']:>8,}" + (f"  ({reasons})" if reasons else ""))
+    if manifest["dedup"]["enabled"]:
+        name = manifest["dedup"]["removed_to"].split("/")[-1]
+        lines.append(f"  {name:<18} in {manifest['dedup']['in']:>9,}  removed {manifest['dedup']['removed']:>8,}")
+    for name, b in [*manifest["buckets"].items(), ("val", manifest["validation"])]:
+        lines.append(f"{name:<12} {b['documents']:>9,} documents {b['tokens']:>13,} tokens "
+                     f"{b['shards']:>5} shards  {b['path']}")
+    for name, m in manifest["mixtures"].items():
+        lines.append(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in m["proportions"].items()))
+    lines.append(f"output: {out}  (manifest.json, mixtures/, mds/)")
+    return "\n".join(lines)

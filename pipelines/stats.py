@@ -1,0 +1,47 @@
+"""Datatrove per-task stats (`<logging_dir>/stats/<rank>.json`), summed over the completed tasks.
+
+Read per task rather than the executor's merged `stats.json`, which after a resumed run covers only
+the tasks of the last invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import fsspec
+
+from shards.layout import join
+
+
+@dataclass
+class StepStats:
+    name: str
+    seconds: float = 0.0
+    counters: dict[str, float] = field(default_factory=dict)
+
+    def get(self, key: str) -> int:
+        return int(self.counters.get(key, 0))
+
+
+def _total(value) -> float:
+    return value["total"] if isinstance(value, dict) else value
+
+
+def stage_stats(logging_dir: str) -> list[StepStats]:
+    """One entry per pipeline step (in pipeline order), summed over the stage's tasks."""
+    fs, path = fsspec.core.url_to_fs(join(logging_dir, "stats"))
+    files = sorted(fs.glob(f"{path}/*.json")) if fs.exists(path) else []
+    if not files:
+        raise ValueError(f"no task stats under {logging_dir}/stats: run that stage first")
+    steps: list[StepStats] = []
+    for file in files:
+        with fs.open(file, "r") as f:
+            for i, step in enumerate(json.load(f)):
+                if i == len(steps):
+                    steps.append(StepStats(step["name"]))
+                s = steps[i]
+                s.seconds += _total(step["time_stats"])
+                for key, value in step["stats"].items():
+                    s.counters[key] = s.counters.get(key, 0) + _total(value)
+    return steps

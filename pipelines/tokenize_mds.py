@@ -1,0 +1,105 @@
+"""`tokenize`: filtered documents → whole-document token sequences in length-bucketed MDS shards.
+
+Invariants: every document lands in exactly one place — `OUT/mds/val/` if
+`shards.layout.is_validation(id)`, else the bucket holding its token count; task r writes only
+`<bucket>/<r:05d>/` and clears those folders when it starts, so a rerun of a crashed task rewrites
+them from scratch; a task calls `MDSWriter.finish()` (which writes its `index.json`) only when all
+its documents are written, and `MergeIndexes` lists only tasks with a Datatrove completion marker.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import fsspec
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.batching import batched
+from tqdm import tqdm
+
+from pipelines.tokenizer import load_tokenizer
+from shards import mds
+from shards.layout import MDS, VALIDATION, bucket_for, buckets, is_validation, join
+
+
+def histogram_bin(num_tokens: int) -> int:
+    """Upper edge of the power-of-two bin holding `num_tokens` (bins (2^(k-1), 2^k])."""
+    return 1 << max(0, (num_tokens - 1).bit_length())
+
+
+def targets(out: str, edges: tuple[int, ...]) -> dict[str, str]:
+    """Name → folder of every place a document can go (the buckets, then validation)."""
+    return {b.name: join(out, b.path) for b in buckets(edges)} | {VALIDATION: join(out, MDS, VALIDATION)}
+
+
+def completed_tasks(logging_dir: str) -> set[int]:
+    """Tasks with a Datatrove completion marker (`<logging_dir>/completions/<rank:05d>`)."""
+    fs, path = fsspec.core.url_to_fs(join(logging_dir, "completions"))
+    if not fs.exists(path):
+        return set()
+    return {int(p.rsplit("/", 1)[-1]) for p in fs.ls(path, detail=False)}
+
+
+class TokenizeToMDS(PipelineStep):
+    name = "🔢 tokenize → MDS"
+    type = "💾 - WRITER"
+
+    def __init__(self, out: str, tokenizer: str, edges: tuple[int, ...], val_fraction: float,
+                 batch_size: int = 512, shard_size: str = "64mb"):
+        super().__init__()
+        self.out, self.tokenizer, self.edges = out, tokenizer, tuple(edges)
+        self.val_fraction, self.batch_size, self.shard_size = val_fraction, batch_size, shard_size
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from streaming import MDSWriter
+
+        tok = load_tokenizer(self.tokenizer)  # here, not in __init__: the pickled step stays light
+        folders = {name: mds.task_folder(folder, rank) for name, folder in targets(self.out, self.edges).items()}
+        for folder in folders.values():  # leftovers of a crashed attempt of this task
+            fs, path = fsspec.core.url_to_fs(folder)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        writers: dict[str, MDSWriter] = {}
+        with tqdm(desc=f"tokenize (task {rank})", unit="doc") as progress:
+            for batch in batched(data, self.batch_size):
+                with self.track_time("batch"):
+                    for doc, ids in zip(batch, tok.encode_batch([d.text for d in batch])):
+                        n = len(ids)
+                        target = VALIDATION if is_validation(doc.id, self.val_fraction) else bucket_for(n, self.edges).name
+                        if target not in writers:
+                            writers[target] = MDSWriter(
+                                out=folders[target], columns=mds.columns(tok.dtype.name),
+                                compression=mds.COMPRESSION, hashes=mds.HASHES, size_limit=self.shard_size,
+                            )
+                        writers[target].write({"input_ids": ids, "id": doc.id, "num_tokens": n})
+                        self.stat_update(f"{target}/documents")
+                        self.stat_update(f"{target}/tokens", value=n)
+                        self.stat_update(f"{target}/hist/{histogram_bin(n)}")
+                progress.update(len(batch))
+        for writer in writers.values():
+            writer.finish()
+        self.stat_update("peak_rss_mb", value=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, unit="task")
+        yield from ()
+
+
+class MergeIndexes(PipelineStep):
+    """One `index.json` per bucket (and validation) over the completed tokenize tasks."""
+
+    name = "🗂️ merge MDS indexes"
+    type = "💾 - WRITER"
+
+    def __init__(self, out: str, edges: tuple[int, ...], tokenize_logs: str, tasks: int):
+        super().__init__()
+        self.out, self.edges, self.tokenize_logs, self.tasks = out, tuple(edges), tokenize_logs, tasks
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        done = completed_tasks(self.tokenize_logs)
+        missing = sorted(set(range(self.tasks)) - done)
+        if missing:
+            raise ValueError(f"tokenize tasks {missing} did not complete; rerun the same command to resume them")
+        for name, folder in targets(self.out, self.edges).items():
+            fs, path = fsspec.core.url_to_fs(folder)
+            present = [r for r in sorted(done) if fs.exists(f"{path}/{r:05d}/{mds.INDEX}")]
+            _, shards = mds.summary(mds.merge(folder, present))
+            self.stat_update(f"{name}/shards", value=shards)
+        yield from ()

@@ -1,0 +1,90 @@
+"""MDS conventions of a pipeline output: columns, per-task sub-folders, and the merged index.
+
+Each writer task writes `<bucket>/<task:05d>/` with its own `index.json`; the merged
+`<bucket>/index.json` lists the shards of the given tasks only, with basenames relative to the
+bucket folder, so stock `streaming.StreamingDataset(local=<bucket>)` reads the whole bucket.
+Invariant: a task folder not passed to `merge` (an unfinished task) is never referenced.
+"""
+
+from __future__ import annotations
+
+import json
+
+import fsspec
+
+from shards.layout import join
+
+INDEX = "index.json"
+HASHES = ["sha1", "xxh64"]  # sorted, as streaming requires; verify re-computes every one
+COMPRESSION = "zstd"
+
+
+def columns(dtype: str) -> dict[str, str]:
+    return {"input_ids": f"ndarray:{dtype}", "id": "str", "num_tokens": "int"}
+
+
+def task_folder(folder: str, task: int) -> str:
+    return join(folder, f"{task:05d}")
+
+
+def read_index(folder: str) -> dict:
+    path = join(folder, INDEX)
+    try:
+        with fsspec.open(path, "r") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: rerun the pipeline's `tokenize` step") from None
+
+
+def write_index(folder: str, index: dict) -> None:
+    fs, path = fsspec.core.url_to_fs(join(folder, INDEX))
+    fs.makedirs(fs._parent(path), exist_ok=True)
+    with fs.open(path + ".tmp", "w") as f:
+        json.dump(index, f)
+    fs.mv(path + ".tmp", path)
+
+
+def merge(folder: str, tasks: list[int]) -> dict:
+    """Write `folder/index.json` listing the shards of exactly `tasks`, in task order."""
+    shards = []
+    for task in sorted(tasks):
+        sub = f"{task:05d}"
+        for shard in read_index(join(folder, sub))["shards"]:
+            shard = json.loads(json.dumps(shard))
+            for key in ("raw_data", "zip_data"):
+                if shard.get(key):
+                    shard[key]["basename"] = f"{sub}/{shard[key]['basename']}"
+            shards.append(shard)
+    index = {"version": 2, "shards": shards}
+    write_index(folder, index)
+    return index
+
+
+def stored_file(shard: dict) -> dict:
+    """The file a shard is stored as (compressed if it is), with its `basename`, `bytes`, `hashes`."""
+    return shard.get("zip_data") or shard["raw_data"]
+
+
+def summary(index: dict) -> tuple[int, int]:
+    """(documents, shards) of an index."""
+    return sum(s["samples"] for s in index["shards"]), len(index["shards"])
+
+
+def read_shard(folder: str, shard: dict) -> bytes:
+    """The shard's stored bytes, as on disk (hash these)."""
+    with fsspec.open(join(folder, stored_file(shard)["basename"]), "rb") as f:
+        return f.read()
+
+
+def iter_samples(folder: str, shard: dict, stored: bytes):
+    """Decode every sample of one shard from its stored bytes (decompressing if needed)."""
+    import numpy as np
+    from streaming.base.compression import decompress
+    from streaming.base.format.mds.reader import MDSReader
+
+    raw = decompress(shard.get("compression"), stored) if shard.get("zip_data") else stored
+    reader = MDSReader.from_json(folder, None, shard)
+    n = int(np.frombuffer(raw, np.uint32, 1)[0])
+    offsets = np.frombuffer(raw, np.uint32, n + 1, offset=4)
+    for begin, end in zip(offsets[:-1], offsets[1:]):
+        yield reader.decode_sample(raw[begin:end])

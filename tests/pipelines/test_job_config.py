@@ -1,0 +1,31 @@
+"""Settings checks: bad values explain the fix; a rerun with changed settings is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.config import JobConfig, check_resumable
+from pipelines.refinedweb import parse_args
+
+
+def test_rerun_with_other_settings_is_refused(tmp_path):
+    cfg = JobConfig(output=str(tmp_path))
+    check_resumable(cfg, "tokenize")
+    check_resumable(cfg, "tokenize")  # same settings: resumes
+    with pytest.raises(ValueError, match="val_fraction: 0.001 -> 0.1"):
+        check_resumable(JobConfig(output=str(tmp_path), val_fraction=0.1), "tokenize")
+
+
+def test_bad_settings_say_how_to_fix():
+    with pytest.raises(ValueError, match="not bucket edges"):
+        JobConfig(output="x", bucket_edges=(512,))
+    with pytest.raises(ValueError, match="unknown filter"):
+        JobConfig(output="x", filters=("nope",))
+
+
+def test_cli_filter_switches_and_stage2():
+    step, cfg = parse_args(["all", "--output", "o", "--disable", "url", "--enable", "language",
+                            "--stage2", "0.5", "0.25", "0.25", "--dedup", "minhash"])
+    assert step == "all" and "url" not in cfg.filters and "language" in cfg.filters and cfg.dedup == "minhash"
+    assert cfg.stage2_choices == ((0, 0.5), (1024, 0.25), (2048, 0.25))
+    assert cfg.logging_dir.endswith("o/logs")

@@ -1,0 +1,85 @@
+"""`python -m training [train] --config FILE [--set key=value ...]` · `export CKPT OUT_DIR` · `plot RUN_DIR`.
+
+Under torchrun (`torchrun --nproc_per_node N -m training --config …`) every rank runs `train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _train(args) -> int:
+    from training import config
+    from training.loop import StopRun, Trainer
+
+    cfg = config.load(args.config, args.set)
+    try:
+        Trainer(cfg).train()
+    except StopRun as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(args) -> int:
+    import torch
+
+    from neobert import NeoBERTConfig, NeoBERTLMHead
+    from neobert.checkpoint import save_pretrained
+    from training import checkpoint
+
+    path = checkpoint.resolve(args.checkpoint)
+    state = checkpoint.load(path)
+    model = NeoBERTLMHead(NeoBERTConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    out = save_pretrained(model, args.out_dir, dtype=getattr(torch, args.dtype) if args.dtype else None)
+    print(f"exported {path} (step {state['step']}, {state['tokens']:,} tokens) -> {out} "
+          f"[config.json, model.safetensors]")
+    return 0
+
+
+def _plot(args) -> int:
+    from training.plot import plot
+
+    for path in plot(args.run_dir):
+        print(path)
+    return 0
+
+
+class _TqdmHandler(logging.Handler):
+    """The one log output: through tqdm, so messages never break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        msg = self.format(record)
+        tqdm.write(record.getMessage() if record.name == "training" and record.levelno == logging.INFO else msg,
+                   file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "export", "plot", "-h", "--help"):
+        argv.insert(0, "train")
+    parser = argparse.ArgumentParser(prog="python -m training", description="NeoBERT pretraining on MDS shards")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train (stage 1 or 2) from a YAML config; the default command")
+    t.add_argument("--config", required=True, help="YAML stage file, e.g. training/configs/quickstart.yaml")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set data.root=out/sample --set steps=100")
+    e = sub.add_parser("export", help="write a checkpoint in the published Hugging Face layout")
+    e.add_argument("checkpoint", help="RUN_DIR (newest checkpoint) or RUN_DIR/checkpoints/step_NNNNNNNN")
+    e.add_argument("out_dir")
+    e.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    p = sub.add_parser("plot", help="PNG plots of loss, accuracy, lr and throughput")
+    p.add_argument("run_dir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[_TqdmHandler()])
+    logging.getLogger("training").setLevel(logging.INFO)
+    return {"train": _train, "export": _export, "plot": _plot}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

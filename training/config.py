@@ -1,0 +1,217 @@
+"""Typed run configuration: one dataclass per component, loaded from a YAML stage file and
+`--set section.key=value` overrides, checked in `__post_init__`, saved resolved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    """Architecture sizes handed to `neobert.NeoBERTConfig` (vocab and pad id come from the manifest)."""
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 28
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_length: int = 4096
+    norm_eps: float = 1e-5
+    attention_backend: str | None = None  # None: neobert.attention.select_backend decides
+    activation_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    root: str = "out/sample"  # a pipeline output folder or URL (manifest.json, mds/, mixtures/)
+    mixture: str = "stage1"  # name under OUT/mixtures/ or a path to a mixture .json
+    cache_dir: str | None = None  # local copy of a remote root
+    context_length: int = 1024  # longest window, [CLS] and [SEP] included
+    long_docs: str = "split"  # split: consecutive windows; truncate: first window only (paper)
+    micro_batch_tokens: int = 32768  # token budget of one packed micro-batch
+    mask_rate: float = 0.2
+    mask_replace: tuple[float, float, float] = (1.0, 0.0, 0.0)  # [MASK] / random / keep; BERT: .8/.1/.1
+    shuffle: bool = True
+    num_workers: int = 1  # 0: pack in the training process; 1: in one DataLoader worker
+    read_ahead: int = 65536  # samples read ahead of the packer, so ranks reach epoch ends (see data.py)
+
+    def __post_init__(self):
+        self.mask_replace = tuple(float(p) for p in self.mask_replace)
+        if self.long_docs not in ("split", "truncate"):
+            raise ValueError(f"data.long_docs must be 'split' or 'truncate', got {self.long_docs!r}")
+        if self.context_length < 3:
+            raise ValueError(f"data.context_length must be >= 3 ([CLS] x [SEP]), got {self.context_length}")
+        if self.micro_batch_tokens < self.context_length:
+            raise ValueError(
+                f"data.micro_batch_tokens ({self.micro_batch_tokens}) must be >= data.context_length "
+                f"({self.context_length}) so that every window fits a micro-batch"
+            )
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"data.mask_rate must be in (0, 1), got {self.mask_rate}")
+        if len(self.mask_replace) != 3 or min(self.mask_replace) < 0 or abs(sum(self.mask_replace) - 1) > 1e-6:
+            raise ValueError(f"data.mask_replace must be 3 probabilities summing to 1, got {self.mask_replace}")
+        if self.read_ahead < 1:
+            raise ValueError(f"data.read_ahead must be >= 1, got {self.read_ahead}")
+        if self.num_workers not in (0, 1):
+            raise ValueError(
+                f"data.num_workers must be 0 or 1, got {self.num_workers}: one worker packs > 1M tokens/s "
+                "(benchmarks/dataloader_throughput.py), and one keeps the packer state exact on resume"
+            )
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 6e-4  # peak
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1  # on matrices and embeddings, not on norms or biases
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        self.betas = tuple(float(b) for b in self.betas)
+
+
+@dataclass
+class ScheduleConfig:
+    """lr(step) as a fraction of the peak: see training.schedule."""
+
+    kind: str = "cosine"  # cosine: warm-up, cosine to final_ratio at decay_end, then constant; constant
+    warmup_steps: int = 2000
+    decay_end: int = 900_000
+    final_ratio: float = 0.1
+
+    def __post_init__(self):
+        if self.kind not in ("cosine", "constant"):
+            raise ValueError(f"schedule.kind must be 'cosine' or 'constant', got {self.kind!r}")
+        if self.kind == "cosine" and self.decay_end <= self.warmup_steps:
+            raise ValueError(
+                f"schedule.decay_end ({self.decay_end}) must be > schedule.warmup_steps ({self.warmup_steps})"
+            )
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 1000  # steps; also written at the end and on SIGTERM/SIGINT
+    keep: int = 3
+    resume: str = "auto"  # auto: newest valid checkpoint of run_dir if any; none; or a checkpoint path
+    init_from: str | None = None  # weights only (stage 2 from stage 1): a checkpoint or a run folder
+
+
+@dataclass
+class LogConfig:
+    every: int = 10
+    tensorboard: bool = True
+    peak_tflops: float | None = None  # per device, for MFU; None: bf16 dense peak of known GPUs
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 1000  # steps; 0 disables
+    context_length: int | None = None  # None: model.max_length, so every position range is scored
+    seed: int = 1234  # fixed masks, so validations are comparable across steps and runs
+    max_documents: int | None = None
+
+
+@dataclass
+class Config:
+    run_dir: str = "runs/stage1"
+    seed: int = 0
+    steps: int = 1_000_000
+    global_batch_tokens: int = 2048 * 1024  # reached with gradient accumulation
+    distributed: str = "ddp"  # ddp | fsdp2
+    compile: bool = False
+    max_bad_steps: int = 10  # consecutive NaN/inf losses before the run stops
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def __post_init__(self):
+        if self.distributed not in ("ddp", "fsdp2"):
+            raise ValueError(f"distributed must be 'ddp' or 'fsdp2', got {self.distributed!r}")
+        if self.data.context_length > self.model.max_length:
+            raise ValueError(
+                f"data.context_length ({self.data.context_length}) exceeds model.max_length ({self.model.max_length})"
+            )
+        if (self.validation.context_length or 0) > self.model.max_length:
+            raise ValueError(f"validation.context_length ({self.validation.context_length}) exceeds "
+                             f"model.max_length ({self.model.max_length})")
+
+    def accumulation_steps(self, world_size: int) -> int:
+        per_step = self.data.micro_batch_tokens * world_size
+        if self.global_batch_tokens % per_step:
+            raise ValueError(
+                f"global_batch_tokens ({self.global_batch_tokens}) must be a multiple of "
+                f"data.micro_batch_tokens × world size ({self.data.micro_batch_tokens} × {world_size})"
+            )
+        return self.global_batch_tokens // per_step
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value, kind, where: str):
+    """YAML reads `1e-2` as a string and `[0.9, 0.95]` as a list: convert to the field's type."""
+    try:
+        if kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, str):
+            return int(float(value)) if float(value).is_integer() else value
+        if typing.get_origin(kind) is tuple and isinstance(value, list):
+            return tuple(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a {kind.__name__}") from None
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        sub = known[name].default_factory if known[name].default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: '{name}' must be a mapping, got {value!r}")
+            value = _build(sub, value, f"{where}.{name}")
+        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def set_dotted(tree: dict, assignment: str) -> None:
+    """Apply one `section.key=value` override; the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {assignment}: '{p}' is not a section")
+    node[leaf] = yaml.safe_load(raw)
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    tree: dict[str, Any] = {}
+    if path is not None:
+        with open(path) as f:
+            tree = yaml.safe_load(f) or {}
+    for assignment in overrides:
+        set_dotted(tree, assignment)
+    return _build(Config, tree, str(path or "config"))
+
+
+def from_dict(tree: dict) -> Config:
+    return _build(Config, tree, "saved config")

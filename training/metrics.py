@@ -1,0 +1,71 @@
+"""What a run reports: one JSONL line per logged step (the record the plots and the resume test
+read), the same scalars in TensorBoard, and the FLOP count behind the MFU estimate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+METRICS = "metrics.jsonl"
+
+# Dense bf16 peak per device, FLOP/s (no sparsity); MFU is reported only when the peak is known.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "H800": 989e12, "A100": 312e12, "B200": 2250e12}
+
+
+def peak_flops(device: torch.device, override_tflops: float | None) -> float | None:
+    if override_tflops:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+
+
+def train_flops(model_cfg, num_params: int, embedding_params: int, tokens: int, sum_len_sq: int, masked: int) -> float:
+    """Forward + backward FLOPs of one step: 6·N per token for the encoder's matrices, attention
+    12·layers·hidden per (query, key) pair inside each window, the decoder only on masked tokens."""
+    decoder = model_cfg.hidden_size * model_cfg.vocab_size + model_cfg.vocab_size
+    dense = num_params - embedding_params - decoder
+    return 6 * dense * tokens + 12 * model_cfg.num_hidden_layers * model_cfg.hidden_size * sum_len_sq + 6 * decoder * masked
+
+
+class MetricsLog:
+    """Rank 0 only. On resume from step S, lines after S (from the interrupted run) are dropped,
+    so the file always reads as one uninterrupted run."""
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool, resume_step: int | None):
+        self.path = Path(run_dir) / METRICS
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resume_step is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+        self.file = self.path.open("a")
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=resume_step)
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for key, value in record.items():
+                if key not in ("kind", "step") and isinstance(value, (int, float)) and value is not None:
+                    self.tb.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: point at a run folder written by `python -m training`")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,23 @@
+"""Learning rate as a pure function of the step, so resuming needs only the step.
+
+cosine: linear warm-up from 0 to the peak over `warmup_steps`, cosine down to `final_ratio`×peak
+at `decay_end`, then constant (NeoBERT stage 1: 2k, 900k, 0.1, run to 1M).
+constant: `final_ratio`×peak from step 0 (NeoBERT stage 2: 0.1×peak for 50k steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+from training.config import ScheduleConfig
+
+
+def lr_at(step: int, peak: float, cfg: ScheduleConfig) -> float:
+    if cfg.kind == "constant":
+        return peak * cfg.final_ratio
+    if step < cfg.warmup_steps:
+        return peak * step / cfg.warmup_steps
+    if step >= cfg.decay_end:
+        return peak * cfg.final_ratio
+    progress = (step - cfg.warmup_steps) / (cfg.decay_end - cfg.warmup_steps)
+    return peak * (cfg.final_ratio + (1 - cfg.final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -1,0 +1,29 @@
+"""Cut documents into windows the model can take.
+
+Invariant: every window is framed `[CLS] … [SEP]` and holds at most `context` tokens; with
+`split`, a document's content is covered exactly once, in order, by its windows (the tail is
+kept); with `truncate`, only the first window is kept (the published recipe).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def split(doc: np.ndarray, context: int, cls_id: int, sep_id: int, truncate: bool = False) -> list[np.ndarray]:
+    """`doc` is one stored document, `[CLS] content [SEP]`."""
+    assert doc[0] == cls_id and doc[-1] == sep_id, "stored documents are framed [CLS] ... [SEP]"
+    if len(doc) <= context:
+        return [doc]
+    content = doc[1:-1]
+    step = context - 2
+    starts = range(0, len(content), step)
+    if truncate:
+        starts = starts[:1]
+    out = []
+    for s in starts:
+        w = np.empty(min(step, len(content) - s) + 2, dtype=doc.dtype)
+        w[0], w[-1] = cls_id, sep_id
+        w[1:-1] = content[s : s + step]
+        out.append(w)
+    return out
