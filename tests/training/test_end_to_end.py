@@ -14,7 +14,8 @@ import torch
 from neobert.checkpoint import load_pretrained
 from training import checkpoint
 
-QUICKSTART = Path(__file__).parents[2] / "training" / "configs" / "quickstart.yaml"
+CONFIGS = Path(__file__).parents[2] / "training" / "configs"
+QUICKSTART, QUICKSTART_STAGE2 = CONFIGS / "quickstart.yaml", CONFIGS / "quickstart_stage2.yaml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
@@ -22,8 +23,8 @@ def cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "training", *args]
 
 
-def train_cmd(root, run_dir, *sets: str) -> list[str]:
-    args = ["--config", str(QUICKSTART), "--set", f"data.root={root}", "--set", f"run_dir={run_dir}",
+def train_cmd(root, run_dir, *sets: str, config=QUICKSTART) -> list[str]:
+    args = ["--config", str(config), "--set", f"data.root={root}", "--set", f"run_dir={run_dir}",
             "--set", "log.tensorboard=false"]
     for s in sets:
         args += ["--set", s]
@@ -50,8 +51,8 @@ def test_quickstart_stage1_then_stage2_then_export_and_plot(sample_output, tmp_p
     l1 = losses(s1)
     assert l1[16] < l1[1] - 1.0, l1
     assert [p.name for p in checkpoint.valid(s1 / "checkpoints")] == ["step_00000008", "step_00000016"]
-    run(train_cmd(sample_output, s2, "steps=4", f"checkpoint.init_from={s1}", "data.mixture=stage2",
-                  "data.context_length=1024", "schedule.kind=constant", "validation.every=4"))
+    run(train_cmd(sample_output, s2, "steps=4", f"checkpoint.init_from={s1}", "validation.every=4",
+                  config=QUICKSTART_STAGE2))
     l2 = losses(s2)
     assert l2[1] < l1[1] - 1.0, "stage 2 did not start from the stage-1 weights"
     val = [json.loads(x) for x in (s2 / "metrics.jsonl").read_text().splitlines() if '"val"' in x][-1]
