@@ -31,6 +31,9 @@ class JobConfig:
     tasks: int = 2
     workers: int = -1
     logging_dir: str | None = None
+    cpus_per_task: int = 1  # ray: CPUs and memory reserved per task
+    mem_per_cpu_gb: float = 2.0
+    ray_address: str | None = None  # ray: None = RAY_ADDRESS, else the cluster running on this machine
     # filter
     filters: tuple[str, ...] = DEFAULT_FILTERS
     min_tokens: int = 16
@@ -58,6 +61,9 @@ class JobConfig:
             raise ValueError(f"dedup must be exact, minhash or none, got {self.dedup!r}")
         if self.tasks < 1:
             raise ValueError(f"--tasks must be >= 1, got {self.tasks}")
+        if self.cpus_per_task < 1 or self.mem_per_cpu_gb <= 0:
+            raise ValueError(f"need --cpus-per-task >= 1 and --mem-per-cpu-gb > 0, got {self.cpus_per_task}, "
+                             f"{self.mem_per_cpu_gb}")
         if not 0 < self.min_tokens < self.max_tokens:
             raise ValueError(f"need 0 < --min-tokens < --max-tokens, got {self.min_tokens}, {self.max_tokens}")
         if not 0.0 <= self.val_fraction < 1.0:

@@ -1,17 +1,72 @@
-"""The one place that turns a list of Datatrove steps into an executor.
+"""The one place that turns a list of Datatrove steps into an executor, and joins the Ray cluster.
 
-Every stage of every job goes through `make_executor`, so adding a backend (the Ray executor is
-next) means adding one branch here and one `--executor` choice.
+Every stage of every job goes through `make_executor`: `local` runs the tasks in a process pool on
+this machine, `ray` runs each task as an actor on the Ray cluster `connect_ray` joined.
+
+Invariants of the Ray path: the job joins a running cluster and never starts one it was not asked
+for (`--ray-address local` asks); when tasks can run on another node, the output and Datatrove's
+completion markers are on storage every node sees (a URL such as s3://…), else the job refuses to
+start; a stage whose tasks did not all finish raises `StageFailed` (Datatrove's executor only logs
+a warning, and a stage depending on it would wait forever).
 """
 
 from __future__ import annotations
 
-import multiprocess
-from datatrove.executor import LocalPipelineExecutor
-from datatrove.executor.base import PipelineExecutor
+import os
+import socket
 
-EXECUTORS = ("local",)
-PRELOAD = ["pipelines.refinedweb", "streaming", "tokenizers"]
+from datatrove.executor import LocalPipelineExecutor, RayPipelineExecutor
+from datatrove.executor.base import PipelineExecutor
+from datatrove.io import file_is_local
+
+EXECUTORS = ("local", "ray")
+
+# Ray workers inherit the environment of the node's raylet, not the job's: what the tasks need to
+# reach storage and the Hub travels with them (credentials included: prefer instance roles on AWS).
+FORWARDED_ENV = (
+    "AWS_ENDPOINT_URL", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "HF_TOKEN", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM",
+)
+FORWARDED_PREFIX = "FSSPEC_"  # fsspec's per-protocol options, e.g. FSSPEC_S3_ENDPOINT_URL
+
+
+class StageFailed(RuntimeError):
+    """Some tasks of a stage did not finish; the message names them and where their logs are."""
+
+
+def forwarded_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_PREFIX)}
+
+
+class RayExecutor(RayPipelineExecutor):
+    """Datatrove's Ray executor that raises `StageFailed` when a task did not finish."""
+
+    def __repr__(self) -> str:  # how Datatrove names a stage in "Launching dependency job …"
+        return f"ray stage {self.logging_dir.resolve_paths('')}"
+
+    def run(self):
+        if not self.skip_completed and self.logging_dir.exists("completions"):
+            # a stage rerun in full every time: only this run's completion markers may count
+            self.logging_dir.rm("completions", recursive=True)
+        super().run()
+        if failed := self.get_incomplete_ranks(skip_completed=True):
+            logs = self.logging_dir.resolve_paths("logs")
+            raise StageFailed(
+                f"{self.logging_dir.resolve_paths('')}: tasks {failed} of {self.world_size} failed "
+                f"({last_error(self, failed[0])}); see {logs}/task_<rank>.log, fix the cause and rerun "
+                "the same command to resume"
+            )
+
+
+def last_error(executor: PipelineExecutor, rank: int) -> str:
+    """The exception line at the end of a failed task's log, or a hint when it left no log."""
+    path = f"logs/task_{rank:05d}.log"
+    if not executor.logging_dir.exists(path):
+        return f"task {rank} left no log: it was killed; see the Ray dashboard"
+    with executor.logging_dir.open(path, "r") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    errors = [line for line in lines if line.split(":", 1)[0].endswith(("Error", "Exception", "Failed"))]
+    return f"task {rank}: {(errors or lines or ['empty log'])[-1]}"
 
 
 def make_executor(
@@ -23,22 +78,65 @@ def make_executor(
     workers: int = -1,
     depends: PipelineExecutor | None = None,
     skip_completed: bool = True,
+    cpus_per_task: int = 1,
+    mem_per_cpu_gb: float = 2.0,
 ) -> PipelineExecutor:
     """An executor running `pipeline` as `tasks` tasks; `depends` runs (or resumes) first.
 
     `skip_completed=False` is for cheap single-task steps that must see their inputs afresh on
     every run (index merge, manifest), so a rerun with new mixture settings takes effect.
+    `cpus_per_task`, `mem_per_cpu_gb`: what Ray reserves for each task (the local executor ignores them).
     """
+    workers = min(workers if workers > 0 else tasks, tasks)
     if kind == "local":
-        # Task processes fork from one server that has the heavy libraries (streaming imports torch)
-        # imported once, instead of every task of every stage importing them again.
-        multiprocess.set_forkserver_preload(PRELOAD)
-        return LocalPipelineExecutor(
-            pipeline,
-            tasks=tasks,
-            workers=min(workers if workers > 0 else tasks, tasks),
-            logging_dir=logging_dir,
-            depends=depends,
-            skip_completed=skip_completed,
-        )
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                     depends=depends, skip_completed=skip_completed)
+    if kind == "ray":
+        return RayExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, depends=depends,
+                           skip_completed=skip_completed, cpus_per_task=cpus_per_task, mem_per_cpu_gb=mem_per_cpu_gb,
+                           ray_remote_kwargs={"runtime_env": {"env_vars": forwarded_env()}})
     raise ValueError(f"unknown executor {kind!r}; choose one of {EXECUTORS}")
+
+
+def connect_ray(address: str | None, shared_paths: dict[str, str]) -> None:
+    """Join the Ray cluster at `address` (else `RAY_ADDRESS`, else the one running on this machine),
+    or reuse the connection this process already has; then check `shared_paths` ({flag: path})."""
+    import ray
+
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        try:
+            if address.count(":") == 1 and "://" not in address:  # HOST:PORT: Ray would retry for minutes
+                host, port = address.rsplit(":", 1)
+                socket.create_connection((host, int(port)), timeout=10).close()
+            ray.init(address=address)
+        except (ConnectionError, OSError) as e:
+            raise ValueError(
+                f"--executor ray: no Ray cluster at {address!r} ({e}). Start one first (`ray up ray_cluster.yaml`, "
+                "or `ray start --head` on this machine), then pass --ray-address HOST:PORT or set RAY_ADDRESS; "
+                "`--ray-address local` starts a one-off instance on this machine instead"
+            ) from None
+    refuse_local_paths(shared_paths, tasks_leave_this_node())
+
+
+def tasks_leave_this_node() -> bool:
+    """Whether a task may run on another node: several nodes are alive, or this one offers no CPU
+    (a launcher head with `CPU: 0`, whose workers the autoscaler adds once tasks wait)."""
+    import ray
+
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    here = ray.get_runtime_context().get_node_id()
+    cpus_here = sum(n["Resources"].get("CPU", 0) for n in alive if n["NodeID"] == here)
+    return len(alive) > 1 or cpus_here == 0
+
+
+def refuse_local_paths(paths: dict[str, str], multi_node: bool) -> None:
+    """On a multi-node cluster every task must see the same output and completion markers."""
+    local = [f"{flag} {path}" for flag, path in paths.items() if file_is_local(path)]
+    if multi_node and local:
+        raise ValueError(
+            f"{' and '.join(local)} {'is' if len(local) == 1 else 'are'} on this machine's disk, but the Ray "
+            "cluster runs tasks on other nodes, which would write shards and Datatrove's completion markers where "
+            "no other node sees them; "
+            "use shared storage, e.g. --output s3://BUCKET/refinedweb (the logs go under it by default)"
+        )

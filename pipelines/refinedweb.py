@@ -1,6 +1,6 @@
 """RefinedWeb → filtered documents → length-bucketed MDS shards, manifest and stage mixtures.
 
-    refinedweb all --output OUT [--input URL] [--tasks N --workers W]
+    refinedweb all --output OUT [--input URL] [--tasks N --workers W] [--executor ray]
     refinedweb download|filter|tokenize|mix --output OUT …
 
 Stages (each a Datatrove job with its logs and completion markers in OUT/logs/<stage>/; `all`
@@ -12,7 +12,9 @@ chains them with `depends=`):
     mix           OUT/manifest.json, OUT/mixtures/stage1.json, stage2.json
 
 Rerunning the same command after a crash resumes: completed tasks are skipped, unfinished ones
-are redone from scratch, and the output equals that of an uninterrupted run.
+are redone from scratch, and the output equals that of an uninterrupted run. `--executor ray` runs
+the same stages on the Ray cluster the job is started on (`ray submit`, `ray job submit`); OUT and
+`--logging-dir` may be URLs (s3://…; `S3_ENDPOINT_URL`/`AWS_ENDPOINT_URL` for S3-compatible stores).
 
 Runs as `python -m pipelines.refinedweb`, as the `refinedweb` console script, and as a plain
 script (`python pipelines/refinedweb.py`, what `ray submit` ships): imports are absolute, from the
@@ -31,10 +33,11 @@ from datatrove.pipeline.writers import ParquetWriter
 from pipelines import dedup
 from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, JobConfig, check_resumable
 from pipelines.download import MirrorFiles, list_source_files
-from pipelines.executors import EXECUTORS, make_executor
+from pipelines.executors import EXECUTORS, StageFailed, connect_ray, make_executor
 from pipelines.filters import build_filters, exclusion_writer, filter_names
 from pipelines.mix import BuildManifest, summary
 from pipelines.reader import SCHEMA, RefinedWebReader, flat_row
+from pipelines.storage import sync_s3_endpoint
 from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS
 from shards import manifest as manifest_io
 from shards.layout import FILTERED, RAW, SAMPLE_DIR, join
@@ -61,8 +64,8 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
 
     def stage(name, pipeline, tasks=cfg.tasks, **kw):
         nonlocal last
-        last = make_executor(cfg.executor, pipeline, logging_dir=cfg.logs(name), tasks=tasks,
-                             workers=cfg.workers if cfg.workers > 0 else cfg.tasks, depends=last, **kw)
+        last = make_executor(cfg.executor, pipeline, logging_dir=cfg.logs(name), tasks=tasks, workers=cfg.workers,
+                             depends=last, cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, **kw)
 
     if "download" in steps:
         check_resumable(cfg, "download")
@@ -108,10 +111,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
                             "(default: the bundled 160-document sample)")
         s.add_argument("--glob", default="**/*.parquet", help="source files to take, relative to --input")
         s.add_argument("--limit-files", type=int, default=-1, help="take only the first N source files (try-out)")
-        s.add_argument("--executor", choices=EXECUTORS, default="local")
+        s.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: a process pool on this machine; ray: the Ray cluster the job runs on")
         s.add_argument("--tasks", type=int, default=2, help="tasks per stage (files are spread over them)")
         s.add_argument("--workers", type=int, default=-1, help="tasks run at once (default: --tasks)")
         s.add_argument("--logging-dir", default=None, help="Datatrove logs and completion markers (default OUT/logs)")
+        s.add_argument("--cpus-per-task", type=int, default=1, help="ray: CPUs reserved per task")
+        s.add_argument("--mem-per-cpu-gb", type=float, default=2.0, help="ray: memory reserved per CPU of a task")
+        s.add_argument("--ray-address", default=None,
+                       help="ray: cluster to join (default: $RAY_ADDRESS, else the one running on this machine; "
+                            "'local' starts a one-off instance)")
         s.add_argument("--disable", action="append", default=[], choices=DEFAULT_FILTERS, metavar="FILTER",
                        help=f"switch a default filter off (repeatable): {', '.join(DEFAULT_FILTERS)}")
         s.add_argument("--enable", action="append", default=[], choices=OPTIONAL_FILTERS, metavar="FILTER",
@@ -140,7 +149,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
         stage2 = tuple(zip((0, edges[0], edges[1]), a.stage2))
     cfg = JobConfig(
         output=a.output.rstrip("/"), input=a.input, glob=a.glob, limit_files=a.limit_files, executor=a.executor,
-        tasks=a.tasks, workers=a.workers, logging_dir=a.logging_dir,
+        tasks=a.tasks, workers=a.workers, logging_dir=a.logging_dir, cpus_per_task=a.cpus_per_task,
+        mem_per_cpu_gb=a.mem_per_cpu_gb, ray_address=a.ray_address,
         filters=tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS) if f not in a.disable
                       and (f in DEFAULT_FILTERS or f in a.enable)),
         min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, tokenizer=a.tokenizer,
@@ -153,12 +163,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one tokenizer per task; tasks are the parallelism
     try:
+        sync_s3_endpoint()
         step, cfg = parse_args(argv)
+        if cfg.executor == "ray":
+            connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
         steps = STEPS if step == "all" else (step,)
         build(cfg, steps).run()
         if "mix" in steps:
             print("\n" + summary(manifest_io.read(cfg.output), cfg.output))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, StageFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
