@@ -12,18 +12,19 @@ from dataclasses import asdict, dataclass
 import fsspec
 
 from shards import mixture
-from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, LOGS, SAMPLE_DIR, join
+from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, LOGS, join
 
 PIPELINE_VERSION = "1"
 
 DEFAULT_FILTERS = ("url", "token_length", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 OPTIONAL_FILTERS = ("language", "c4_badwords")  # download models/word lists at run time: opt-in
+REFINEDWEB = "hf://datasets/tiiuae/falcon-refinedweb/data"
 
 
 @dataclass
 class JobConfig:
     output: str
-    input: str = str(SAMPLE_DIR)
+    input: str = REFINEDWEB
     glob: str = "**/*.parquet"
     limit_files: int = -1
     # execution

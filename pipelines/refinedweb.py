@@ -1,6 +1,6 @@
 """RefinedWeb → filtered documents → length-bucketed MDS shards, manifest and stage mixtures.
 
-    refinedweb all --output OUT [--input URL] [--tasks N --workers W] [--executor ray]
+    refinedweb all --output OUT [--input URL|sample] [--tasks N --workers W] [--executor ray]
     refinedweb download|filter|tokenize|mix --output OUT …
 
 Stages (each a Datatrove job with its logs and completion markers in OUT/logs/<stage>/; `all`
@@ -31,7 +31,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
 from pipelines import dedup
-from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, JobConfig, check_resumable
+from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, REFINEDWEB, JobConfig, check_resumable
 from pipelines.download import MirrorFiles, list_source_files
 from pipelines.executors import EXECUTORS, StageFailed, connect_ray, make_executor
 from pipelines.filters import build_filters, exclusion_writer, filter_names
@@ -106,9 +106,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
     for step in (*STEPS, "all"):
         s = sub.add_parser(step, help=f"run {'every step' if step == 'all' else 'the ' + step + ' step'}")
         s.add_argument("--output", "-o", required=True, help="output folder or URL (OUT)")
-        s.add_argument("--input", default=str(SAMPLE_DIR),
-                       help="source parquet folder, any fsspec URL, e.g. hf://datasets/tiiuae/falcon-refinedweb/data "
-                            "(default: the bundled 160-document sample)")
+        s.add_argument("--input", default=REFINEDWEB,
+                       help="source parquet folder, any fsspec URL (local, s3://, hf://); 'sample' = the bundled "
+                            f"160-document sample (default: {REFINEDWEB})")
         s.add_argument("--glob", default="**/*.parquet", help="source files to take, relative to --input")
         s.add_argument("--limit-files", type=int, default=-1, help="take only the first N source files (try-out)")
         s.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -148,7 +148,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
             raise ValueError("--stage2 needs two bucket edges (thresholds 0, edge 1, edge 2)")
         stage2 = tuple(zip((0, edges[0], edges[1]), a.stage2))
     cfg = JobConfig(
-        output=a.output.rstrip("/"), input=a.input, glob=a.glob, limit_files=a.limit_files, executor=a.executor,
+        output=a.output.rstrip("/"), input=str(SAMPLE_DIR) if a.input == "sample" else a.input, glob=a.glob,
+        limit_files=a.limit_files, executor=a.executor,
         tasks=a.tasks, workers=a.workers, logging_dir=a.logging_dir, cpus_per_task=a.cpus_per_task,
         mem_per_cpu_gb=a.mem_per_cpu_gb, ray_address=a.ray_address,
         filters=tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS) if f not in a.disable

@@ -33,8 +33,8 @@ def refinedweb():
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory) -> tuple[str, subprocess.CompletedProcess]:
     out = str(tmp_path_factory.mktemp("refinedweb") / "out")
-    proc = run_refinedweb("all", "--output", out, "--tasks", "2", "--workers", "2", "--val-fraction", "0.05",
-                          "--materialize", "20000")
+    proc = run_refinedweb("all", "--input", "sample", "--output", out, "--tasks", "2", "--workers", "2",
+                          "--val-fraction", "0.05", "--materialize", "20000")
     return out, proc
 
 

@@ -29,3 +29,12 @@ def test_cli_filter_switches_and_stage2():
     assert step == "all" and "url" not in cfg.filters and "language" in cfg.filters and cfg.dedup == "minhash"
     assert cfg.stage2_choices == ((0, 0.5), (1024, 0.25), (2048, 0.25))
     assert cfg.logging_dir.endswith("o/logs")
+
+
+def test_default_source_is_refinedweb_on_the_hub_and_sample_names_the_bundled_one():
+    from shards.layout import SAMPLE_DIR
+
+    _, cfg = parse_args(["download", "--output", "o"])
+    assert cfg.input == "hf://datasets/tiiuae/falcon-refinedweb/data"
+    _, cfg = parse_args(["all", "--input", "sample", "--output", "o"])
+    assert cfg.input == str(SAMPLE_DIR) and len(list(SAMPLE_DIR.glob("*.parquet"))) == 4

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_minhash_removes_copies_across_tasks(tmp_path, refinedweb):
     out = tmp_path / "out"
-    proc = refinedweb("all", "--output", str(out), "--dedup", "minhash", "--tasks", "2", "--limit-files", "2")
+    proc = refinedweb("all", "--input", "sample", "--output", str(out), "--dedup", "minhash", "--tasks", "2", "--limit-files", "2")
     assert "minhash_dedup" in proc.stdout
     m = manifest_io.read(str(out))
     assert m["dedup"]["method"].startswith("MinHash") and m["dedup"]["removed"] > 0

@@ -32,7 +32,7 @@ def s3_env():
 
 def test_all_and_verify_on_s3(s3_env):
     out = "s3://refinedweb-test/out"
-    job = ["all", "--output", out, "--limit-files", "1", "--dedup", "none", "--tasks", "1"]
+    job = ["all", "--input", "sample", "--output", out, "--limit-files", "1", "--dedup", "none", "--tasks", "1"]
     run = subprocess.run([sys.executable, "-m", "pipelines.refinedweb", *job], capture_output=True, text=True,
                          env=s3_env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -23,7 +23,7 @@ from shards.verify import verify
 from tests.ray.conftest import BUCKET, FOLDERS, counts, free_port, samples
 
 pytestmark = pytest.mark.slow
-ARGS = ["--executor", "ray", "--tasks", "2", "--workers", "2", "--val-fraction", "0.05"]  # as `sample_output`
+ARGS = ["--input", "sample", "--executor", "ray", "--tasks", "2", "--workers", "2", "--val-fraction", "0.05"]  # as `sample_output`
 OUT = f"s3://{BUCKET}/refinedweb"
 
 

@@ -72,7 +72,7 @@ def test_ray_job_submit_runs_all_on_the_head(tmp_path, sample_output):
         script = shutil.copy(ROOT / "pipelines" / "refinedweb.py", tmp_path / "refinedweb.py")
         try:
             submit = ray_job(env, "submit", "--address", address, "--submission-id", job, "--",
-                             sys.executable, str(script), "all", "--executor", "ray",
+                             sys.executable, str(script), "all", "--input", "sample", "--executor", "ray",
                              "--output", str(out), "--tasks", "2", "--workers", "2", "--val-fraction", "0.05",
                              timeout=300)
         except subprocess.TimeoutExpired:
