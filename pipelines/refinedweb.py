@@ -30,7 +30,7 @@ import sys
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
-from pipelines import dedup
+from pipelines import dedup, retokenize
 from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, REFINEDWEB, JobConfig, check_resumable
 from pipelines.download import MirrorFiles, list_source_files
 from pipelines.executors import EXECUTORS, StageFailed, connect_ray, make_executor
@@ -140,7 +140,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
         s.add_argument("--materialize", type=int, default=0, metavar="N",
                        help="also write each mixture as a physical MDS set of N tokens (OUT/mds/materialized/)")
         s.add_argument("--seed", type=int, default=0, help="seed of --materialize")
+        if step == "tokenize":
+            s.add_argument("--from", dest="source", default=None, metavar="FROM",
+                           help="re-tokenize the filtered documents of the finished output FROM into --output "
+                                "(no download, no filters; FROM's bucket, validation and mixture settings)")
     a = p.parse_args(argv)
+    if getattr(a, "source", None):
+        return "retokenize", a
     edges = tuple(a.bucket_edges)
     stage2 = JobConfig.stage2_choices
     if a.stage2 is not None:
@@ -166,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sync_s3_endpoint()
         step, cfg = parse_args(argv)
+        if step == "retokenize":  # `tokenize --from FROM`: another tokenizer over FROM/filtered
+            return retokenize.main([cfg.source, "--output", cfg.output, "--tokenizer", cfg.tokenizer,
+                                    "--tasks", str(cfg.tasks), "--workers", str(cfg.workers)])
         if cfg.executor == "ray":
             connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
         steps = STEPS if step == "all" else (step,)

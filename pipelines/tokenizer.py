@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from shards.tokenizer import tokenizer_file
+
 # accepted spellings of each special token (BERT first, then RoBERTa/BPE style)
 SPECIAL_NAMES = {
     "pad": ("[PAD]", "<pad>"),
@@ -57,18 +59,10 @@ class LoadedTokenizer:
 
 def load_tokenizer(spec: str) -> LoadedTokenizer:
     """`spec` is a `tokenizer.json` path, a folder holding one, or a Hugging Face Hub repo name."""
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if not path.is_file():
-        if Path(spec).exists() or spec.endswith(".json"):
-            raise ValueError(f"--tokenizer {spec}: no tokenizer.json there")
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = Path(hf_hub_download(spec, "tokenizer.json"))
-        except Exception as e:
-            raise ValueError(f"--tokenizer {spec}: not a local tokenizer.json and not loadable from the Hub ({e})") from None
+    try:
+        path = tokenizer_file(spec)  # the one resolution shards.api checks against
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
     tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
     tok.no_padding()

@@ -1,5 +1,11 @@
-"""`python -m shards inspect OUT` prints the manifest as tables; `python -m shards verify OUT` checks the
-shards against it (exit 1 with the failing shard named)."""
+"""Tools for a pipeline output `OUT`:
+
+    python -m shards inspect OUT                    the manifest as tables
+    python -m shards verify OUT                     re-hash every shard, check counts (exit 1 naming the bad one)
+    python -m shards convert OUT --to FORMAT --output DEST
+                                                    llm-foundry | modernbert | hf | text (see shards.convert)
+    python -m shards card OUT                       OUT/README.md, a Hugging Face dataset card, and its PNG
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ import argparse
 import sys
 
 from shards import manifest as manifest_io
+from shards.card import HISTOGRAM, write_card
+from shards.convert import FORMATS, convert
+from shards.convert import summary as convert_summary
 from shards.verify import verify
 
 
@@ -31,6 +40,9 @@ def inspect(root: str) -> str:
         f"tokenizer: {tok['name']}  vocab {tok['vocab_size']:,}  {tok['dtype']}  sha256 {tok['sha256'][:12]}…  "
         f"special {tok['special_tokens']}",
     ]
+    if "retokenized_from" in m:
+        r = m["retokenized_from"]
+        parts.append(f"re-tokenized from {r['root']} (tokenizer there: {r['tokenizer']['name']})")
     if "documents" in m:
         d = m["documents"]
         parts.append(f"documents: read {d['read']:,}  kept {d['kept']:,}  removed {d['removed']:,}")
@@ -55,13 +67,23 @@ def inspect(root: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m shards", description=__doc__)
-    p.add_argument("command", choices=("inspect", "verify"))
-    p.add_argument("root", help="pipeline output folder or URL (OUT)")
+    p = argparse.ArgumentParser(prog="python -m shards", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("inspect", "verify", "convert", "card"):
+        sub.add_parser(name).add_argument("root", help="pipeline output folder or URL (OUT)")
+    c = sub.choices["convert"]
+    c.add_argument("--to", required=True, choices=FORMATS, help="the consumer's layout (see shards.convert)")
+    c.add_argument("--output", "-o", required=True, help="destination folder (DEST)")
+    c.add_argument("--chunk-length", type=int, default=1024, help="llm-foundry: tokens per sample")
     a = p.parse_args(argv)
     try:
         if a.command == "inspect":
             print(inspect(a.root))
+        elif a.command == "card":
+            print(f"wrote {write_card(a.root)} and {HISTOGRAM} next to it")
+        elif a.command == "convert":
+            print(convert_summary(convert(a.root, a.to, a.output, a.chunk_length), a.output))
         else:
             checked = verify(a.root)
             total = sum(c.shards for c in checked.values()), sum(c.documents for c in checked.values())

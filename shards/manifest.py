@@ -11,6 +11,7 @@ Consumers rely on these keys (the pipeline writes more: config, filters, dedup, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import fsspec
 
@@ -18,6 +19,24 @@ from shards.layout import MANIFEST, join
 
 FORMAT_VERSION = 1
 SPECIAL_TOKENS = ("pad", "unk", "cls", "sep", "mask")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What windowing, masking and padding need from the manifest's tokenizer record."""
+
+    pad: int
+    cls: int
+    sep: int
+    mask: int
+    special: tuple[int, ...]
+    size: int
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "Vocab":
+        tok = manifest["tokenizer"]
+        s = tok["special_tokens"]
+        return cls(s["pad"], s["cls"], s["sep"], s["mask"], tuple(sorted(set(s.values()))), int(tok["vocab_size"]))
 
 
 def read(root: str) -> dict:

@@ -21,34 +21,17 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from streaming import StreamingDataset
 from torch.utils.data import IterableDataset
 
-from training import masking, packing, windows
+from shards import masking, packing, windows
+from shards.manifest import Vocab
 from training.config import DataConfig
 
 STATE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """What masking and windowing need from the manifest's tokenizer record."""
-
-    cls: int
-    sep: int
-    mask: int
-    special: tuple[int, ...]
-    size: int
-
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> "Vocab":
-        tok = manifest["tokenizer"]
-        s = tok["special_tokens"]
-        return cls(s["cls"], s["sep"], s["mask"], tuple(sorted(set(s.values()))), int(tok["vocab_size"]))
 
 
 def num_nodes() -> int:

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from training.masking import IGNORE
+from shards.masking import IGNORE
 
 RANGES = ((0, 1024, "0-1k"), (1024, 2048, "1k-2k"), (2048, 4096, "2k-4k"))
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.masking import IGNORE, mask_tokens, rng_for
+from shards.masking import IGNORE, mask_tokens, rng_for
 
 SPECIAL = np.array([0, 100, 101, 102, 103])
 MASK, VOCAB = 103, 30522

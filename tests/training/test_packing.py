@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training import packing, windows
+from shards import packing, windows
 
 CLS, SEP = 101, 102
 
