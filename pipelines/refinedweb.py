@@ -100,7 +100,9 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
     return last
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
+def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig | argparse.Namespace]:
+    """(step, its JobConfig); `tokenize --from FROM` gives ("retokenize", the parsed arguments),
+    whose settings come from FROM's manifest instead (see pipelines.retokenize)."""
     p = argparse.ArgumentParser(prog="refinedweb", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
     for step in (*STEPS, "all"):
