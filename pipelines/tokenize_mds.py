@@ -23,8 +23,9 @@ from shards.layout import MDS, VALIDATION, bucket_for, buckets, is_validation, j
 
 
 def histogram_bin(num_tokens: int) -> int:
-    """Upper edge of the power-of-two bin holding `num_tokens` (bins (2^(k-1), 2^k])."""
-    return 1 << max(0, (num_tokens - 1).bit_length())
+    """Exclusive upper edge of the power-of-two bin holding `num_tokens`: bins [2^(k-1), 2^k), half-open
+    like the length buckets, so a power-of-two bucket edge never splits a bin."""
+    return 1 << num_tokens.bit_length()
 
 
 def targets(out: str, edges: tuple[int, ...]) -> dict[str, str]:

@@ -56,9 +56,9 @@ def plot_histogram(manifest: dict, path: str) -> None:
     edges, counts = length_histogram(manifest)
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
     ax.bar(range(len(edges)), counts, color="#4878a8")
-    ax.set_xticks(range(len(edges)), [f"≤{e:,}" for e in edges], rotation=45, ha="right")
+    ax.set_xticks(range(len(edges)), [f"<{e:,}" for e in edges], rotation=45, ha="right")
     for edge in manifest.get("config", {}).get("bucket_edges", []):
-        if edge in edges:  # power-of-two edges fall on a bin's upper end
+        if edge in edges:  # power-of-two edges fall on a bin's (exclusive) upper end
             ax.axvline(edges.index(edge) + 0.5, color="#c44e52", linestyle="--", linewidth=1)
     ax.set_xlabel("tokens per document ([CLS] and [SEP] included), power-of-two bins")
     ax.set_ylabel("documents")
