@@ -21,8 +21,6 @@ import torch.nn.functional as F
 
 from neobert.config import BACKENDS
 
-CUDA_ONLY = ("flash_attn", "torch_varlen")
-
 
 @functools.cache
 def _flash_attn_varlen():

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import fsspec
 
 from shards import mixture
-from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, LOGS, join
+from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, join
 
 PIPELINE_VERSION = "1"
 
@@ -41,6 +41,7 @@ class JobConfig:
     max_tokens: int = 100_000
     dedup: str = "exact"  # exact | minhash | none
     # tokenize
+    filtered: str | None = None  # documents to tokenize (default OUT/filtered; another output's to re-tokenize)
     tokenizer: str = str(BERT_TOKENIZER)
     batch_size: int = 512
     bucket_edges: tuple[int, ...] = DEFAULT_EDGES
@@ -78,6 +79,8 @@ class JobConfig:
             raise ValueError("--batch-size must be >= 1 and --materialize >= 0")
         if self.logging_dir is None:
             self.logging_dir = join(self.output, LOGS)
+        if self.filtered is None:
+            self.filtered = join(self.output, FILTERED)
 
     def logs(self, stage: str) -> str:
         return join(self.logging_dir, stage)

@@ -88,9 +88,9 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
     if "tokenize" in steps:
         check_resumable(cfg, "tokenize")
         if "filter" not in steps:
-            require(join(out, FILTERED), "*.parquet", "filter")
+            require(cfg.filtered, "*.parquet", "filter")
         stage("tokenize", [
-            ParquetReader(join(out, FILTERED), text_key="text", id_key="id", glob_pattern="*.parquet"),
+            ParquetReader(cfg.filtered, text_key="text", id_key="id", glob_pattern="*.parquet"),
             TokenizeToMDS(out, cfg.tokenizer, cfg.bucket_edges, cfg.val_fraction, cfg.batch_size, cfg.shard_size),
         ])
         stage("merge", [MergeIndexes(out, cfg.bucket_edges, cfg.logs("tokenize"), cfg.tasks)], tasks=1,

@@ -22,22 +22,20 @@ import os
 import sys
 
 import fsspec
-from datatrove.pipeline.readers import ParquetReader
 
-from pipelines.config import JobConfig, check_resumable
-from pipelines.executors import make_executor
-from pipelines.filters import filter_names
-from pipelines.mix import BuildManifest, summary
-from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS
+from pipelines.config import JobConfig
+from pipelines.mix import summary
 from shards import manifest as manifest_io
 from shards.layout import FILTERED, LOGS, join
 
 
-def job_config(source_manifest: dict, output: str, tokenizer: str, tasks: int, workers: int) -> JobConfig:
-    """FROM's job settings, with NEW's output, tokenizer and parallelism."""
+def job_config(source: str, source_manifest: dict, output: str, tokenizer: str, tasks: int,
+               workers: int) -> JobConfig:
+    """FROM's job settings, reading FROM's documents, with NEW's output, tokenizer and parallelism."""
     fields = {f.name for f in dataclasses.fields(JobConfig)}
     recorded = {k: v for k, v in source_manifest["config"].items() if k in fields}
     return JobConfig(**{**recorded, "output": output, "tokenizer": tokenizer, "logging_dir": None,
+                        "filtered": join(source, FILTERED),
                         "executor": "local", "tasks": tasks, "workers": workers, "materialize": 0})
 
 
@@ -62,18 +60,11 @@ def retokenize(source: str, output: str, tokenizer: str, tasks: int = 2, workers
     if source == output:
         raise ValueError("--output must differ from FROM: re-tokenization writes a separate output")
     src = manifest_io.read(source)
-    cfg = job_config(src, output, tokenizer, tasks, workers)
-    check_resumable(cfg, "tokenize")
+    cfg = job_config(source, src, output, tokenizer, tasks, workers)
     copy_filter_stats(src["config"].get("logging_dir") or join(source, LOGS), cfg)
-    tokenize = make_executor(cfg.executor, [
-        ParquetReader(join(source, FILTERED), text_key="text", id_key="id", glob_pattern="*.parquet"),
-        TokenizeToMDS(output, cfg.tokenizer, cfg.bucket_edges, cfg.val_fraction, cfg.batch_size, cfg.shard_size),
-    ], logging_dir=cfg.logs("tokenize"), tasks=cfg.tasks, workers=cfg.workers)
-    merge = make_executor(cfg.executor, [MergeIndexes(output, cfg.bucket_edges, cfg.logs("tokenize"), cfg.tasks)],
-                          logging_dir=cfg.logs("merge"), tasks=1, depends=tokenize, skip_completed=False)
-    mix = make_executor(cfg.executor, [BuildManifest(cfg, filter_names(cfg))], logging_dir=cfg.logs("mix"), tasks=1,
-                        depends=merge, skip_completed=False)
-    mix.run()
+    from pipelines.refinedweb import build  # the same stages as `refinedweb tokenize` + `mix`
+
+    build(cfg, ("tokenize", "mix")).run()
     manifest = manifest_io.read(output)
     manifest["source"] = src["source"]
     manifest["retokenized_from"] = {"root": source, "tokenizer": src["tokenizer"], "created": src.get("created")}
