@@ -34,7 +34,7 @@ def test_setup_installs_project_and_pinned_ray_not_nightly():
     config = prepared(load())
     commands = "\n".join(config["setup_commands"] + config["head_setup_commands"])
     assert "ray-wheels" not in commands and "ray-3.0.0.dev0" not in commands
-    assert "pip install -q -e ~/neobert-pretrain" in commands
+    assert "pip install -q -e ~/neobert-pretrain -c ~/neobert-pretrain/constraints.txt" in commands
     assert config["file_mounts"] == {"~/neobert-pretrain": "."}
     pyproject = (ROOT / "pyproject.toml").read_text()
     pin = re.search(r'"ray\[default\]==([\d.]+)"', pyproject).group(1)
