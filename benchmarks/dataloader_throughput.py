@@ -37,7 +37,7 @@ def stream_only(cfg: DataConfig, target: int) -> float:
 def packed(cfg: DataConfig, target: int, workers: int) -> float:
     ds = data.training_dataset(mixture_streams(cfg.root, cfg.mixture), cfg, seed=0)
     vocab = data.Vocab.from_manifest(manifest.read(cfg.root))
-    source = data.PackedMLM(ds, cfg, vocab, seed=0, rank=0, world_size=1)
+    source = data.MicroBatches(ds, cfg, vocab, seed=0, rank=0, world_size=1)
     if workers:
         source = DataLoader(source, batch_size=None, num_workers=workers, prefetch_factor=4)
     it = iter(source)

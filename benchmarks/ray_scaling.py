@@ -1,6 +1,6 @@
 """Ray executor scaling, measured side by side in one run on the same documents and cores.
 
-    python benchmarks/ray_scaling.py [--copies 10] [--tasks 2] [--repeats 2]
+    python -m benchmarks.ray_scaling [--copies 10] [--tasks 2] [--repeats 2]   # from the repository root
 
 Input: the bundled sample's non-empty documents replicated `--copies` times with distinct ids, in
 `OUT/filtered/` form (see pipeline_throughput.py). Prints:
@@ -22,21 +22,22 @@ import time
 from pathlib import Path
 
 from datatrove.pipeline.readers import ParquetReader
-from pipeline_throughput import sample_rows, write_filtered
 
+from benchmarks.pipeline_throughput import sample_rows, write_filtered
+from pipelines.config import JobConfig
 from pipelines.executors import make_executor
 from pipelines.stats import stage_stats
 from pipelines.tokenize_mds import TokenizeToMDS
-from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES
 
 
 def tokenize_stage(kind: str, filtered: Path, out: Path, tasks: int, workers: int) -> tuple[float, int]:
-    """(wall seconds, tokens) of one fresh `tokenize` stage run."""
+    """(wall seconds, tokens) of one fresh `tokenize` stage run, with the job's default settings."""
     shutil.rmtree(out, ignore_errors=True)
-    executor = make_executor(kind, [
+    cfg = JobConfig(output=str(out), executor=kind, tasks=tasks, workers=workers, val_fraction=0.0)
+    executor = make_executor(cfg, [
         ParquetReader(str(filtered), text_key="text", id_key="id", glob_pattern="*.parquet"),
-        TokenizeToMDS(str(out), str(BERT_TOKENIZER), DEFAULT_EDGES, val_fraction=0.0),
-    ], logging_dir=str(out / "logs"), tasks=tasks, workers=workers)
+        TokenizeToMDS(cfg.output, cfg.tokenizer, cfg.bucket_edges, cfg.val_fraction, cfg.batch_size, cfg.shard_size),
+    ], logging_dir=str(out / "logs"), tasks=tasks, depends=None)
     t = time.perf_counter()
     executor.run()
     seconds = time.perf_counter() - t
@@ -64,7 +65,8 @@ def main() -> None:
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         init = time.perf_counter() - t
         t = time.perf_counter()
-        make_executor("ray", [], logging_dir=str(tmp / "empty" / "logs"), tasks=1).run()
+        empty_cfg = JobConfig(output=str(tmp / "empty"), executor="ray")
+        make_executor(empty_cfg, [], logging_dir=empty_cfg.logs("empty"), tasks=1, depends=None).run()
         empty = time.perf_counter() - t
 
         runs = {("ray", 1): [], ("ray", 2): [], ("local", 2): []}

@@ -3,6 +3,7 @@
     neobert --tiny                          # seconds: a 2-layer model
     neobert                                 # the full 245M NeoBERT, randomly initialised
     neobert --checkpoint path/to/NeoBERT    # a published-layout checkpoint directory
+    python -m neobert --tokenizer PATH …    # the same; `neobert` defaults to the bundled tokenizer
 
 Untrained weights predict noise; the point is that the whole path runs. The sentence goes
 through the packed path, and also the padded path to show both give the same hidden states.
@@ -20,8 +21,11 @@ from neobert.config import BACKENDS, NeoBERTConfig
 from neobert.model import NeoBERTLMHead
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, default_tokenizer: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="neobert", description=__doc__.split("\n\n")[0])
+    p.add_argument("--tokenizer", default=default_tokenizer, required=default_tokenizer is None,
+                   help="tokenizer.json of the model's vocabulary" +
+                        (f" (default: {default_tokenizer})" if default_tokenizer else ""))
     p.add_argument("--tiny", action="store_true", help="2 layers, hidden 64 (NeoBERTConfig.tiny())")
     p.add_argument("--layers", type=int, help="num_hidden_layers (default: NeoBERT's 28)")
     p.add_argument("--hidden", type=int, help="hidden_size (default 768)")
@@ -47,12 +51,11 @@ def build(args: argparse.Namespace) -> NeoBERTLMHead:
     return NeoBERTLMHead(base.with_overrides(overrides))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, default_tokenizer: str | None = None) -> None:
+    """`default_tokenizer`: what `--tokenizer` defaults to; the caller knows (this package does not)."""
     from tokenizers import Tokenizer
 
-    from shards.layout import BERT_TOKENIZER
-
-    args = parse_args(argv)
+    args = parse_args(argv, default_tokenizer)
     started = time.perf_counter()
     model = build(args).to(args.device).eval()
     c = model.config
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")
     print(f"attention backend: {model.backend} on {args.device}")
 
-    tokenizer = Tokenizer.from_file(str(BERT_TOKENIZER))
+    tokenizer = Tokenizer.from_file(args.tokenizer)
     ids = tokenizer.encode(args.text).ids
     mask_id = tokenizer.token_to_id("[MASK]")
     input_ids = torch.tensor(ids, device=args.device)

@@ -1,4 +1,5 @@
-"""Settings of one RefinedWeb job, and which of them each stage's output depends on.
+"""Settings of one RefinedWeb job: the only place for their defaults and help, the command line
+generated from them, and which of them each stage's output depends on.
 
 A rerun resumes a stage only when the settings its output depends on are unchanged: they are
 saved next to the stage's logs, and a mismatch is a loud error instead of a silently mixed output.
@@ -6,61 +7,93 @@ saved next to the stage's logs, and a mismatch is a loud error instead of a sile
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, field
 
 import fsspec
 
 from shards import mixture
-from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, join
+from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, SAMPLE_DIR, SETTINGS, join
 
 PIPELINE_VERSION = "1"
 
 DEFAULT_FILTERS = ("url", "token_length", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 OPTIONAL_FILTERS = ("language", "c4_badwords")  # download models/word lists at run time: opt-in
 REFINEDWEB = "hf://datasets/tiiuae/falcon-refinedweb/data"
+EXECUTORS = ("local", "ray")
+DEDUP_METHODS = ("exact", "minhash", "none")
+
+
+def setting(default, help: str, *, group: str, **cli):
+    """A JobConfig field with its help text and command-line option (`cli`: `flag`, `short`,
+    `choices`, `metavar`, `steps` = the subcommands that take it; `flag=None`: no option).
+
+    `group` says what the setting shapes: `documents` (download and filters, fixed for a
+    re-tokenization), `run` (where and how the tasks run, free at every invocation), `shards`."""
+    return field(default=default, metadata={"help": help, "group": group, **cli})
 
 
 @dataclass
 class JobConfig:
-    output: str
-    input: str = REFINEDWEB
-    glob: str = "**/*.parquet"
-    limit_files: int = -1
+    output: str = setting(None, "output folder or URL (OUT)", group="run", short="-o")
+    input: str = setting(REFINEDWEB, "source parquet folder, any fsspec URL (local, s3://, hf://); 'sample' = the "
+                         "bundled 160-document sample", group="documents")
+    glob: str = setting("**/*.parquet", "source files to take, relative to --input", group="documents")
+    limit_files: int = setting(-1, "take only the first N source files (try-out)", group="documents")
     # execution
-    executor: str = "local"
-    tasks: int = 2
-    workers: int = -1
-    logging_dir: str | None = None
-    cpus_per_task: int = 1  # ray: CPUs and memory reserved per task
-    mem_per_cpu_gb: float = 2.0
-    ray_address: str | None = None  # ray: None = RAY_ADDRESS, else the cluster running on this machine
-    # filter
-    filters: tuple[str, ...] = DEFAULT_FILTERS
-    min_tokens: int = 16
-    max_tokens: int = 100_000
-    dedup: str = "exact"  # exact | minhash | none
+    executor: str = setting("local", "local: a process pool on this machine; ray: the Ray cluster the job runs on",
+                            group="run", choices=EXECUTORS)
+    tasks: int = setting(2, "tasks per stage (files are spread over them)", group="run")
+    workers: int = setting(-1, "tasks run at once (-1: --tasks)", group="run")
+    logging_dir: str | None = setting(None, "Datatrove logs and completion markers (default OUT/logs)", group="run")
+    cpus_per_task: int = setting(1, "ray: CPUs reserved per task", group="run")
+    mem_per_cpu_gb: float = setting(2.0, "ray: memory reserved per CPU of a task", group="run")
+    ray_address: str | None = setting(None, "ray: cluster to join (default: $RAY_ADDRESS, else the one running on "
+                                      "this machine; 'local' starts a one-off instance)", group="run")
+    # filter (`--disable`/`--enable` set `filters`; see `parse_args`)
+    filters: tuple[str, ...] = setting(DEFAULT_FILTERS, "filters that run", group="documents", flag=None)
+    min_tokens: int = setting(16, "drop documents shorter than this ([CLS] and [SEP] included)", group="documents")
+    max_tokens: int = setting(100_000, "drop documents longer than this", group="documents")
+    dedup: str = setting("exact", "exact (normalised content), minhash (near duplicates, opt-in) or none",
+                         group="documents", choices=DEDUP_METHODS)
     # tokenize
-    filtered: str | None = None  # documents to tokenize (default OUT/filtered; another output's to re-tokenize)
-    tokenizer: str = str(BERT_TOKENIZER)
-    batch_size: int = 512
-    bucket_edges: tuple[int, ...] = DEFAULT_EDGES
-    val_fraction: float = 0.001
-    shard_size: str = "64mb"
-    # mix
-    stage2_choices: tuple[tuple[int, float], ...] = mixture.STAGE2_CHOICES
-    materialize: int = 0
-    seed: int = 0
+    retokenize_from: str | None = setting(
+        None, "re-tokenize the filtered documents of the finished output FROM into --output (no download, no "
+        "filters; FROM's document, bucket, validation and mixture settings unless given)", group="run",
+        flag="--from", metavar="FROM", steps=("tokenize",))
+    filtered: str | None = setting(None, "documents to tokenize (OUT/filtered, or FROM/filtered)", group="run",
+                                   flag=None)
+    tokenizer: str = setting(str(BERT_TOKENIZER), "tokenizer.json path, a folder holding one, or a Hub name "
+                             "(default: the bundled bert-base-uncased)", group="shards")
+    batch_size: int = setting(512, "documents per encode_batch call", group="shards")
+    bucket_edges: tuple[int, ...] = setting(DEFAULT_EDGES, "token-count bucket edges", group="shards")
+    val_fraction: float = setting(0.001, "share of documents held out in mds/val", group="shards")
+    shard_size: str = setting("64mb", "MDS shard size limit (uncompressed)", group="shards")
+    # mix (`--stage2` sets `stage2_choices`; see `parse_args`)
+    stage2_choices: tuple[tuple[int, float], ...] = setting(mixture.STAGE2_CHOICES, "stage-2 (min tokens, "
+                                                            "probability) choices", group="shards", flag=None)
+    materialize: int = setting(0, "also write each mixture as a physical MDS set of N tokens "
+                               "(OUT/mds/materialized/)", group="run", metavar="N")
+    seed: int = setting(0, "seed of --materialize", group="run")
 
     def __post_init__(self):
+        if not self.output:
+            raise ValueError("--output is required: the folder or URL the job writes (OUT)")
+        self.output = self.output.rstrip("/")
+        if self.input == "sample":
+            self.input = str(SAMPLE_DIR)
         self.filters = tuple(self.filters)
         self.bucket_edges = tuple(int(e) for e in self.bucket_edges)
         self.stage2_choices = tuple((int(t), float(p)) for t, p in self.stage2_choices)
         unknown = set(self.filters) - set(DEFAULT_FILTERS) - set(OPTIONAL_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s) {sorted(unknown)}; choose from {DEFAULT_FILTERS + OPTIONAL_FILTERS}")
-        if self.dedup not in ("exact", "minhash", "none"):
-            raise ValueError(f"dedup must be exact, minhash or none, got {self.dedup!r}")
+        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.tasks < 1:
             raise ValueError(f"--tasks must be >= 1, got {self.tasks}")
         if self.cpus_per_task < 1 or self.mem_per_cpu_gb <= 0:
@@ -77,16 +110,70 @@ class JobConfig:
             )
         if self.batch_size < 1 or self.materialize < 0:
             raise ValueError("--batch-size must be >= 1 and --materialize >= 0")
+        if self.retokenize_from is not None:
+            self.retokenize_from = self.retokenize_from.rstrip("/")
+            if self.retokenize_from == self.output:
+                raise ValueError("--output must differ from --from: re-tokenization writes a separate output")
         if self.logging_dir is None:
             self.logging_dir = join(self.output, LOGS)
         if self.filtered is None:
-            self.filtered = join(self.output, FILTERED)
+            self.filtered = join(self.retokenize_from or self.output, FILTERED)
 
     def logs(self, stage: str) -> str:
         return join(self.logging_dir, stage)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(JobConfig)}
+HINTS = typing.get_type_hints(JobConfig)
+
+
+def fields_in(group: str) -> tuple[str, ...]:
+    return tuple(name for name, f in FIELDS.items() if f.metadata["group"] == group)
+
+
+def flag(name: str) -> str | None:
+    return FIELDS[name].metadata.get("flag", "--" + name.replace("_", "-"))
+
+
+def add_options(parser: argparse.ArgumentParser, step: str) -> None:
+    """One option per JobConfig field (its help and default from the field); values the user does
+    not give are left out of the namespace (`SUPPRESS`), so callers know what was given."""
+    for name, f in FIELDS.items():
+        meta = f.metadata
+        if flag(name) is None or step not in meta.get("steps", (step,)):
+            continue
+        kind = HINTS[name]
+        args = {"help": f"{meta['help']} (default: {f.default})" if f.default not in (None, "") else meta["help"]}
+        if typing.get_origin(kind) is tuple:
+            args.update(nargs="+", type=typing.get_args(kind)[0])
+        else:
+            base = [t for t in typing.get_args(kind) if t is not type(None)] or [kind]
+            args["type"] = base[0]
+        for key in ("choices", "metavar"):
+            if key in meta:
+                args[key] = meta[key]
+        names = [flag(name)] + ([meta["short"]] if "short" in meta else [])
+        parser.add_argument(*names, dest=name, default=argparse.SUPPRESS, required=name == "output", **args)
+
+
+def stage2_choices(probabilities, edges: tuple[int, ...]) -> tuple[tuple[int, float], ...]:
+    """`--stage2 P_ALL P_GE1 P_GE2`: the probabilities of {all, >= first edge, >= second edge}."""
+    if len(edges) < 2:
+        raise ValueError(f"--stage2 needs two bucket edges (thresholds 0, edge 1, edge 2), got {tuple(edges)}")
+    return tuple(zip((0, edges[0], edges[1]), probabilities))
+
+
+def resolve(given: dict, base: dict | None = None) -> JobConfig:
+    """The JobConfig of `base` (recorded settings) with `given` (command-line values) on top;
+    `given["stage2"]` holds `--stage2`'s probabilities, turned into choices at the final edges."""
+    values = {**(base or {}), **given}
+    probabilities = values.pop("stage2", None)
+    if probabilities is not None:
+        values["stage2_choices"] = stage2_choices(probabilities, values.get("bucket_edges", DEFAULT_EDGES))
+    return JobConfig(**values)
 
 
 # The settings each stage's output depends on (besides those of the stages before it).
@@ -101,7 +188,7 @@ def check_resumable(cfg: JobConfig, stage: str) -> None:
     """Save the stage's settings on first run; on a rerun, refuse settings that differ."""
     settings = {k: getattr(cfg, k) for k in STAGE_SETTINGS[stage]}
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
-    path = join(cfg.logs(stage), "settings.json")
+    path = join(cfg.logs(stage), SETTINGS)
     fs, fs_path = fsspec.core.url_to_fs(path)
     if fs.exists(fs_path):
         with fs.open(fs_path, "r") as f:

@@ -31,10 +31,8 @@ from datatrove.pipeline.dedup.minhash import (
 )
 from datatrove.pipeline.readers import ParquetReader
 
-from shards.layout import join
+from shards.layout import DEDUP, join
 
-DEDUP = "dedup"  # OUT/dedup/{candidates,signatures,buckets,duplicates}: intermediate, safe to delete after a run
-METHODS = ("exact", "minhash", "none")
 
 
 def normalised_content(doc: Document) -> str:

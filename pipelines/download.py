@@ -19,7 +19,7 @@ from tqdm import tqdm
 CHUNK = 8 << 20
 
 
-def list_source_files(source: str, glob: str = "**/*.parquet", limit_files: int = -1) -> list[str]:
+def list_source_files(source: str, glob: str, limit_files: int = -1) -> list[str]:
     """Relative paths of the source files, sorted so every task sees the same list."""
     fs, root = fsspec.core.url_to_fs(source)
     root = root.rstrip("/")
@@ -48,7 +48,7 @@ class MirrorFiles(PipelineStep):
     name = "⬇️ mirror"
     type = "📥 - DOWNLOAD"
 
-    def __init__(self, source: str, dest: str, glob: str = "**/*.parquet", limit_files: int = -1):
+    def __init__(self, source: str, dest: str, glob: str, limit_files: int):
         super().__init__()
         self.source, self.dest, self.glob, self.limit_files = source, dest, glob, limit_files
 

@@ -19,7 +19,7 @@ from datatrove.executor import LocalPipelineExecutor, RayPipelineExecutor
 from datatrove.executor.base import PipelineExecutor
 from datatrove.io import file_is_local
 
-EXECUTORS = ("local", "ray")
+from pipelines.config import JobConfig
 
 # Ray workers inherit the environment of the node's raylet, not the job's: what the tasks need to
 # reach storage and the Hub travels with them (credentials included: prefer instance roles on AWS).
@@ -69,33 +69,21 @@ def last_error(executor: PipelineExecutor, rank: int) -> str:
     return f"task {rank}: {(errors or lines or ['empty log'])[-1]}"
 
 
-def make_executor(
-    kind: str,
-    pipeline: list,
-    *,
-    logging_dir: str,
-    tasks: int,
-    workers: int = -1,
-    depends: PipelineExecutor | None = None,
-    skip_completed: bool = True,
-    cpus_per_task: int = 1,
-    mem_per_cpu_gb: float = 2.0,
-) -> PipelineExecutor:
-    """An executor running `pipeline` as `tasks` tasks; `depends` runs (or resumes) first.
+def make_executor(cfg: JobConfig, pipeline: list, *, logging_dir: str, tasks: int,
+                  depends: PipelineExecutor | None, skip_completed: bool = True) -> PipelineExecutor:
+    """An executor running `pipeline` as `tasks` tasks on `cfg.executor`; `depends` runs (or
+    resumes) first. At most `cfg.workers` tasks run at once; on Ray each reserves
+    `cfg.cpus_per_task` CPUs and `cfg.mem_per_cpu_gb` GB per CPU.
 
     `skip_completed=False` is for cheap single-task steps that must see their inputs afresh on
     every run (index merge, manifest), so a rerun with new mixture settings takes effect.
-    `cpus_per_task`, `mem_per_cpu_gb`: what Ray reserves for each task (the local executor ignores them).
     """
-    workers = min(workers if workers > 0 else tasks, tasks)
-    if kind == "local":
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                     depends=depends, skip_completed=skip_completed)
-    if kind == "ray":
-        return RayExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, depends=depends,
-                           skip_completed=skip_completed, cpus_per_task=cpus_per_task, mem_per_cpu_gb=mem_per_cpu_gb,
-                           ray_remote_kwargs={"runtime_env": {"env_vars": forwarded_env()}})
-    raise ValueError(f"unknown executor {kind!r}; choose one of {EXECUTORS}")
+    workers = min(cfg.workers if cfg.workers > 0 else tasks, tasks)
+    common = dict(tasks=tasks, workers=workers, logging_dir=logging_dir, depends=depends, skip_completed=skip_completed)
+    if cfg.executor == "local":
+        return LocalPipelineExecutor(pipeline, **common)
+    return RayExecutor(pipeline, cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb,
+                       ray_remote_kwargs={"runtime_env": {"env_vars": forwarded_env()}}, **common)
 
 
 def connect_ray(address: str | None, shared_paths: dict[str, str]) -> None:

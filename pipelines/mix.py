@@ -17,14 +17,13 @@ import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
+from pipelines import retokenize
 from pipelines.config import PIPELINE_VERSION, JobConfig
 from pipelines.stats import stage_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import manifest as manifest_io
 from shards import mds, mixture
-from shards.layout import MDS, MIXTURES, RAW, VALIDATION, buckets, join
-
-MATERIALIZED = "materialized"  # OUT/mds/materialized/<mixture>/
+from shards.layout import MATERIALIZED, MDS, MIXTURES, RAW, VALIDATION, buckets, join
 
 
 def histogram(counters: dict[str, float], prefix: str) -> dict:
@@ -32,9 +31,9 @@ def histogram(counters: dict[str, float], prefix: str) -> dict:
     return {"bin_upper_edges": [b for b, _ in bins], "counts": [n for _, n in bins]}
 
 
-def filter_counts(cfg: JobConfig, names: list[str]) -> tuple[int, dict]:
+def filter_counts(logs: str, names: list[str]) -> tuple[int, dict]:
     """(documents read, {filter: {in, kept, removed, reasons}}) from the filter stage's stats."""
-    steps = stage_stats(cfg.logs("filter"))
+    steps = stage_stats(join(logs, "filter"))
     read = steps[0].get("documents")
     out = {}
     for name, step in zip(names, steps[1 : 1 + len(names)]):
@@ -44,12 +43,12 @@ def filter_counts(cfg: JobConfig, names: list[str]) -> tuple[int, dict]:
     return read, out
 
 
-def dedup_counts(cfg: JobConfig) -> dict:
+def dedup_counts(cfg: JobConfig, logs: str) -> dict:
     if cfg.dedup == "none":
         return {"enabled": False, "method": "none"}
     method = {"exact": "exact, normalised content (NFKC, lower case, whitespace collapsed)",
               "minhash": "MinHash near-duplicates (word 5-grams, 14 buckets x 8 hashes)"}[cfg.dedup]
-    step = stage_stats(cfg.logs("dedup_filter"))[1]
+    step = stage_stats(join(logs, "dedup_filter"))[1]
     return {"enabled": True, "method": method, "removed_to": f"removed/{cfg.dedup}_dedup",
             "in": step.get("total"), "kept": step.get("forwarded"), "removed": step.get("dropped")}
 
@@ -121,8 +120,11 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
     bucket_list = buckets(cfg.bucket_edges)
     bucket_info = {b.name: {"min_tokens": b.lo, "max_tokens": b.hi, **describe(b.name, b.path)} for b in bucket_list}
     doc_counts = {b: bucket_info[b.name]["documents"] for b in bucket_list}
-    read, filters = filter_counts(cfg, filter_names)
-    dedup = dedup_counts(cfg)
+    # the documents' own run: this one, or for a re-tokenization the run that filtered FROM
+    source = retokenize.source_manifest(cfg) if cfg.retokenize_from else None
+    logs = retokenize.filter_logs(source, cfg.retokenize_from) if source else cfg.logging_dir
+    read, filters = filter_counts(logs, filter_names)
+    dedup = dedup_counts(cfg, logs)
     kept = dedup["kept"] if dedup["enabled"] else (filters[filter_names[-1]]["kept"] if filter_names else read)
 
     fs, raw = fsspec.core.url_to_fs(join(out, RAW))
@@ -140,11 +142,11 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
         {"min_tokens": t, "probability": p,
          "documents": sum(n for b, n in doc_counts.items() if b.lo >= t)} for t, p in cfg.stage2_choices
     ]
-    return {
+    manifest = {
         "format_version": manifest_io.FORMAT_VERSION,
         "pipeline_version": PIPELINE_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": {"url": cfg.input, "files": source_files},
+        "source": source["source"] if source else {"url": cfg.input, "files": source_files},
         "config": cfg.to_dict(),
         "tokenizer": tok.describe(),
         "documents": {"read": read, "kept": kept, "removed": read - kept},
@@ -154,6 +156,10 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
         "validation": {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")},
         "mixtures": mixtures,
     }
+    if source:
+        manifest["retokenized_from"] = {"root": cfg.retokenize_from, "tokenizer": source["tokenizer"],
+                                        "created": source.get("created")}
+    return manifest
 
 
 def summary(manifest: dict, out: str) -> str:
@@ -171,5 +177,10 @@ def summary(manifest: dict, out: str) -> str:
                      f"{b['shards']:>5} shards  {b['path']}")
     for name, m in manifest["mixtures"].items():
         lines.append(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in m["proportions"].items()))
+    tok = manifest["tokenizer"]
+    if "retokenized_from" in manifest:
+        was = manifest["retokenized_from"]
+        lines.append(f"tokenizer: {tok['name']}  vocab {tok['vocab_size']:,}  {tok['dtype']}  "
+                     f"(was {was['tokenizer']['name']}, in {was['root']})")
     lines.append(f"output: {out}  (manifest.json, mixtures/, mds/)")
     return "\n".join(lines)

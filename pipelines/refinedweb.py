@@ -31,16 +31,16 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
 from pipelines import dedup, retokenize
-from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, REFINEDWEB, JobConfig, check_resumable
+from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, JobConfig, add_options, check_resumable, resolve
 from pipelines.download import MirrorFiles, list_source_files
-from pipelines.executors import EXECUTORS, StageFailed, connect_ray, make_executor
+from pipelines.executors import StageFailed, connect_ray, make_executor
 from pipelines.filters import build_filters, exclusion_writer, filter_names
 from pipelines.mix import BuildManifest, summary
 from pipelines.reader import SCHEMA, RefinedWebReader, flat_row
 from pipelines.storage import sync_s3_endpoint
 from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS
 from shards import manifest as manifest_io
-from shards.layout import FILTERED, RAW, SAMPLE_DIR, join
+from shards.layout import FILTERED, RAW, join
 
 STEPS = ("download", "filter", "tokenize", "mix")
 
@@ -62,10 +62,10 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
     """Executors for `steps` (in order), each depending on the previous one; returns the last."""
     out, last = cfg.output, None
 
-    def stage(name, pipeline, tasks=cfg.tasks, **kw):
+    def stage(name, pipeline, tasks=cfg.tasks, skip_completed=True):
         nonlocal last
-        last = make_executor(cfg.executor, pipeline, logging_dir=cfg.logs(name), tasks=tasks, workers=cfg.workers,
-                             depends=last, cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb, **kw)
+        last = make_executor(cfg, pipeline, logging_dir=cfg.logs(name), tasks=tasks, depends=last,
+                             skip_completed=skip_completed)
 
     if "download" in steps:
         check_resumable(cfg, "download")
@@ -96,77 +96,36 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
         stage("merge", [MergeIndexes(out, cfg.bucket_edges, cfg.logs("tokenize"), cfg.tasks)], tasks=1,
               skip_completed=False)
     if "mix" in steps:
+        if cfg.retokenize_from:
+            retokenize.require_filter_stats(cfg)
         stage("mix", [BuildManifest(cfg, filter_names(cfg))], tasks=1, skip_completed=False)
     return last
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig | argparse.Namespace]:
-    """(step, its JobConfig); `tokenize --from FROM` gives ("retokenize", the parsed arguments),
-    whose settings come from FROM's manifest instead (see pipelines.retokenize)."""
+def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig]:
+    """(step, its JobConfig). Options come from `JobConfig`'s fields; with `tokenize --from FROM`
+    the settings not given are FROM's recorded ones (see `pipelines.retokenize`)."""
     p = argparse.ArgumentParser(prog="refinedweb", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="step", required=True)
     for step in (*STEPS, "all"):
         s = sub.add_parser(step, help=f"run {'every step' if step == 'all' else 'the ' + step + ' step'}")
-        s.add_argument("--output", "-o", required=True, help="output folder or URL (OUT)")
-        s.add_argument("--input", default=REFINEDWEB,
-                       help="source parquet folder, any fsspec URL (local, s3://, hf://); 'sample' = the bundled "
-                            f"160-document sample (default: {REFINEDWEB})")
-        s.add_argument("--glob", default="**/*.parquet", help="source files to take, relative to --input")
-        s.add_argument("--limit-files", type=int, default=-1, help="take only the first N source files (try-out)")
-        s.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="local: a process pool on this machine; ray: the Ray cluster the job runs on")
-        s.add_argument("--tasks", type=int, default=2, help="tasks per stage (files are spread over them)")
-        s.add_argument("--workers", type=int, default=-1, help="tasks run at once (default: --tasks)")
-        s.add_argument("--logging-dir", default=None, help="Datatrove logs and completion markers (default OUT/logs)")
-        s.add_argument("--cpus-per-task", type=int, default=1, help="ray: CPUs reserved per task")
-        s.add_argument("--mem-per-cpu-gb", type=float, default=2.0, help="ray: memory reserved per CPU of a task")
-        s.add_argument("--ray-address", default=None,
-                       help="ray: cluster to join (default: $RAY_ADDRESS, else the one running on this machine; "
-                            "'local' starts a one-off instance)")
-        s.add_argument("--disable", action="append", default=[], choices=DEFAULT_FILTERS, metavar="FILTER",
-                       help=f"switch a default filter off (repeatable): {', '.join(DEFAULT_FILTERS)}")
-        s.add_argument("--enable", action="append", default=[], choices=OPTIONAL_FILTERS, metavar="FILTER",
+        add_options(s, step)
+        s.add_argument("--disable", action="append", default=argparse.SUPPRESS, choices=DEFAULT_FILTERS,
+                       metavar="FILTER", help=f"switch a default filter off (repeatable): {', '.join(DEFAULT_FILTERS)}")
+        s.add_argument("--enable", action="append", default=argparse.SUPPRESS, choices=OPTIONAL_FILTERS,
+                       metavar="FILTER",
                        help=f"switch an opt-in filter on (downloads its model/list): {', '.join(OPTIONAL_FILTERS)}")
-        s.add_argument("--dedup", choices=dedup.METHODS, default="exact",
-                       help="exact (normalised content, default), minhash (near duplicates, opt-in) or none")
-        s.add_argument("--min-tokens", type=int, default=16)
-        s.add_argument("--max-tokens", type=int, default=100_000)
-        s.add_argument("--tokenizer", default=str(JobConfig.tokenizer),
-                       help="tokenizer.json path or Hub name (default: bundled bert-base-uncased)")
-        s.add_argument("--batch-size", type=int, default=512, help="documents per encode_batch call")
-        s.add_argument("--bucket-edges", type=int, nargs="+", default=[1024, 2048], help="token-count bucket edges")
-        s.add_argument("--val-fraction", type=float, default=0.001, help="share of documents held out in mds/val")
-        s.add_argument("--shard-size", default="64mb", help="MDS shard size limit (uncompressed)")
-        s.add_argument("--stage2", type=float, nargs=3, default=None, metavar=("P_ALL", "P_GE1", "P_GE2"),
+        s.add_argument("--stage2", type=float, nargs=3, default=argparse.SUPPRESS, metavar=("P_ALL", "P_GE1", "P_GE2"),
                        help="stage-2 probabilities of {all, >= first edge, >= second edge} (default 0.2 0.4 0.4)")
-        s.add_argument("--materialize", type=int, default=0, metavar="N",
-                       help="also write each mixture as a physical MDS set of N tokens (OUT/mds/materialized/)")
-        s.add_argument("--seed", type=int, default=0, help="seed of --materialize")
-        if step == "tokenize":
-            s.add_argument("--from", dest="source", default=None, metavar="FROM",
-                           help="re-tokenize the filtered documents of the finished output FROM into --output "
-                                "(no download, no filters; FROM's bucket, validation and mixture settings)")
-    a = p.parse_args(argv)
-    if getattr(a, "source", None):
-        return "retokenize", a
-    edges = tuple(a.bucket_edges)
-    stage2 = JobConfig.stage2_choices
-    if a.stage2 is not None:
-        if len(edges) < 2:
-            raise ValueError("--stage2 needs two bucket edges (thresholds 0, edge 1, edge 2)")
-        stage2 = tuple(zip((0, edges[0], edges[1]), a.stage2))
-    cfg = JobConfig(
-        output=a.output.rstrip("/"), input=str(SAMPLE_DIR) if a.input == "sample" else a.input, glob=a.glob,
-        limit_files=a.limit_files, executor=a.executor,
-        tasks=a.tasks, workers=a.workers, logging_dir=a.logging_dir, cpus_per_task=a.cpus_per_task,
-        mem_per_cpu_gb=a.mem_per_cpu_gb, ray_address=a.ray_address,
-        filters=tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS) if f not in a.disable
-                      and (f in DEFAULT_FILTERS or f in a.enable)),
-        min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, tokenizer=a.tokenizer,
-        batch_size=a.batch_size, bucket_edges=edges, val_fraction=a.val_fraction, shard_size=a.shard_size,
-        stage2_choices=stage2, materialize=a.materialize, seed=a.seed,
-    )
-    return a.step, cfg
+    given = vars(p.parse_args(argv))
+    step = given.pop("step")
+    disable, enable = given.pop("disable", None), given.pop("enable", None)
+    if disable is not None or enable is not None:
+        given["filters"] = tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS)
+                                 if f not in (disable or ()) and (f in DEFAULT_FILTERS or f in (enable or ())))
+    if "retokenize_from" in given:
+        return step, retokenize.job_config(given)
+    return step, resolve(given)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,12 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sync_s3_endpoint()
         step, cfg = parse_args(argv)
-        if step == "retokenize":  # `tokenize --from FROM`: another tokenizer over FROM/filtered
-            return retokenize.main([cfg.source, "--output", cfg.output, "--tokenizer", cfg.tokenizer,
-                                    "--tasks", str(cfg.tasks), "--workers", str(cfg.workers)])
         if cfg.executor == "ray":
             connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
-        steps = STEPS if step == "all" else (step,)
+        steps = STEPS if step == "all" else ("tokenize", "mix") if cfg.retokenize_from else (step,)
         build(cfg, steps).run()
         if "mix" in steps:
             print("\n" + summary(manifest_io.read(cfg.output), cfg.output))

@@ -1,97 +1,53 @@
-"""Re-tokenize a finished pipeline output with another tokenizer, into a separate output.
+"""Re-tokenization: the settings of `refinedweb tokenize --from FROM --output NEW --tokenizer OTHER`.
 
-    refinedweb tokenize --from FROM --output NEW --tokenizer OTHER [--tasks N --workers W]
-    python -m pipelines.retokenize FROM --output NEW --tokenizer OTHER   (the same)
+The job is the ordinary `tokenize` + `mix` stages of `pipelines.refinedweb`, run over
+`FROM/filtered/` as it is (no download, no filters, no dedup rerun). Its `JobConfig` is FROM's
+recorded one (documents, buckets, validation, stage-2 choices, batch and shard sizes) with
+every option the user gave on top; where and how the tasks run (`--executor`, `--tasks`, …) is
+this invocation's. Options that shape the documents (filters, token limits, dedup, the source)
+cannot apply to documents already filtered and are refused.
 
-Reads `FROM/filtered/` as it is (no download, no filters, no dedup rerun) and runs the `tokenize`
-and `mix` steps of `pipelines.refinedweb` into NEW with the settings recorded in FROM's manifest
-(bucket edges, validation fraction, stage-2 choices), except the tokenizer. Ids are `uint32` when
-OTHER's vocabulary exceeds 65,535 (see `pipelines.tokenizer`).
-
-Invariants: FROM is never written to; NEW's manifest records OTHER (name, sha256, vocab size,
-special ids), the filter and dedup counts of the run that made the documents (their Datatrove
-stats are copied into NEW/logs/), FROM's source, and `retokenized_from: FROM`. Rerunning the same
-command resumes like any pipeline step.
+Invariants: FROM is never written to; NEW's manifest (written once, by `mix`) records OTHER, the
+filter and dedup counts of the run that made the documents, FROM's source, and
+`retokenized_from: FROM`. Ids are `uint32` when OTHER's vocabulary exceeds 65,535.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import os
-import sys
-
 import fsspec
 
-from pipelines.config import JobConfig
-from pipelines.mix import summary
+from pipelines.config import FIELDS, JobConfig, fields_in, flag, resolve
 from shards import manifest as manifest_io
-from shards.layout import FILTERED, LOGS, join
+from shards.layout import LOGS, join
 
 
-def job_config(source: str, source_manifest: dict, output: str, tokenizer: str, tasks: int,
-               workers: int) -> JobConfig:
-    """FROM's job settings, reading FROM's documents, with NEW's output, tokenizer and parallelism."""
-    fields = {f.name for f in dataclasses.fields(JobConfig)}
-    recorded = {k: v for k, v in source_manifest["config"].items() if k in fields}
-    return JobConfig(**{**recorded, "output": output, "tokenizer": tokenizer, "logging_dir": None,
-                        "filtered": join(source, FILTERED),
-                        "executor": "local", "tasks": tasks, "workers": workers, "materialize": 0})
+def job_config(given: dict) -> JobConfig:
+    """FROM's recorded settings, then `given` (what the user passed; `retokenize_from` among them)."""
+    source = given["retokenize_from"].rstrip("/")
+    refused = sorted(flag(k) or "--disable/--enable" for k in given if k in fields_in("documents"))
+    if refused:
+        raise ValueError(f"{', '.join(refused)} cannot apply with --from: FROM's documents are already "
+                         "downloaded and filtered; drop them, or run `refinedweb all` for a new filtering")
+    recorded = manifest_io.read(source)["config"]
+    carried = {k: v for k, v in recorded.items() if k in FIELDS and FIELDS[k].metadata["group"] != "run"}
+    return resolve(given, carried)
 
 
-def copy_filter_stats(source_logs: str, cfg: JobConfig) -> None:
-    """The filter-side stage stats of FROM, which `mix` turns into the manifest's filter counts."""
-    for stage in ("filter", "dedup_filter"):
-        src = join(source_logs, stage, "stats")
-        fs, path = fsspec.core.url_to_fs(src)
+def source_manifest(cfg: JobConfig) -> dict:
+    return manifest_io.read(cfg.retokenize_from)
+
+
+def filter_logs(source: dict, root: str) -> str:
+    """Where the run that made FROM's documents kept its stage logs (their stats give the counts)."""
+    return source["config"].get("logging_dir") or join(root, LOGS)
+
+
+def require_filter_stats(cfg: JobConfig) -> None:
+    """Fail before any task runs when FROM's filter logs, which give NEW's filter counts, are gone."""
+    source = source_manifest(cfg)
+    stages = ("filter", "dedup_filter") if source["config"].get("dedup", "none") != "none" else ("filter",)
+    for stage in stages:
+        stats = join(filter_logs(source, cfg.retokenize_from), stage, "stats")
+        fs, path = fsspec.core.url_to_fs(stats)
         if not fs.exists(path):
-            if stage == "filter" or cfg.dedup != "none":
-                raise FileNotFoundError(f"{src} not found: FROM's filter logs are needed for the manifest's counts")
-            continue
-        out_fs, out = fsspec.core.url_to_fs(join(cfg.logs(stage), "stats"))
-        out_fs.makedirs(out, exist_ok=True)
-        for file in fs.glob(f"{path}/*.json"):
-            with fs.open(file, "rb") as f, out_fs.open(f"{out}/{file.rsplit('/', 1)[-1]}", "wb") as g:
-                g.write(f.read())
-
-
-def retokenize(source: str, output: str, tokenizer: str, tasks: int = 2, workers: int = -1) -> dict:
-    source, output = source.rstrip("/"), output.rstrip("/")
-    if source == output:
-        raise ValueError("--output must differ from FROM: re-tokenization writes a separate output")
-    src = manifest_io.read(source)
-    cfg = job_config(source, src, output, tokenizer, tasks, workers)
-    copy_filter_stats(src["config"].get("logging_dir") or join(source, LOGS), cfg)
-    from pipelines.refinedweb import build  # the same stages as `refinedweb tokenize` + `mix`
-
-    build(cfg, ("tokenize", "mix")).run()
-    manifest = manifest_io.read(output)
-    manifest["source"] = src["source"]
-    manifest["retokenized_from"] = {"root": source, "tokenizer": src["tokenizer"], "created": src.get("created")}
-    manifest_io.write(output, manifest)
-    return manifest
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    p = argparse.ArgumentParser(prog="python -m pipelines.retokenize", description=__doc__.split("\n\n")[0])
-    p.add_argument("source", metavar="FROM", help="a finished pipeline output (its filtered/ and manifest.json)")
-    p.add_argument("--output", "-o", required=True, help="the new output folder or URL (NEW)")
-    p.add_argument("--tokenizer", required=True, help="tokenizer.json path or Hub name")
-    p.add_argument("--tasks", type=int, default=2)
-    p.add_argument("--workers", type=int, default=-1, help="tasks run at once (default: --tasks)")
-    a = p.parse_args(argv)
-    try:
-        manifest = retokenize(a.source, a.output, a.tokenizer, a.tasks, a.workers)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    tok = manifest["tokenizer"]
-    print("\n" + summary(manifest, a.output))
-    was = manifest["retokenized_from"]["tokenizer"]["name"]
-    print(f"tokenizer: {tok['name']}  vocab {tok['vocab_size']:,}  {tok['dtype']}  (was {was})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            raise FileNotFoundError(f"{stats} not found: FROM's filter logs are needed for the manifest's counts")

@@ -46,7 +46,7 @@ class TokenizeToMDS(PipelineStep):
     type = "💾 - WRITER"
 
     def __init__(self, out: str, tokenizer: str, edges: tuple[int, ...], val_fraction: float,
-                 batch_size: int = 512, shard_size: str = "64mb"):
+                 batch_size: int, shard_size: str):
         super().__init__()
         self.out, self.tokenizer, self.edges = out, tokenizer, tuple(edges)
         self.val_fraction, self.batch_size, self.shard_size = val_fraction, batch_size, shard_size

@@ -13,9 +13,10 @@ import argparse
 import sys
 
 from shards import manifest as manifest_io
-from shards.card import HISTOGRAM, write_card
+from shards.card import write_card
 from shards.convert import FORMATS, convert
 from shards.convert import summary as convert_summary
+from shards.layout import CARD_HISTOGRAM
 from shards.verify import verify
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "inspect":
             print(inspect(a.root))
         elif a.command == "card":
-            print(f"wrote {write_card(a.root)} and {HISTOGRAM} next to it")
+            print(f"wrote {write_card(a.root)} and {CARD_HISTOGRAM} next to it")
         elif a.command == "convert":
             print(convert_summary(convert(a.root, a.to, a.output, a.chunk_length), a.output))
         else:

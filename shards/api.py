@@ -4,10 +4,11 @@
     from shards.api import Masking, PaddedMLM, open_dataset
 
     ds = open_dataset("out/sample", mixture="stage2", context_length=1024, tokenizer="bert-base-uncased")
-    loader = DataLoader(ds, batch_size=32, collate_fn=PaddedMLM(ds.vocab, Masking(rate=0.3)))
+    loader = DataLoader(ds, batch_size=32, collate_fn=PaddedMLM(ds.vocab, Masking(rate=0.3)),
+                        num_workers=2, persistent_workers=True)
 
-The windows, packing and masks are the trainer's own (`shards.windows`, `shards.packing`,
-`shards.masking`), so a batch here is a batch there. Invariants: nothing is read unless the
+The windows, packing and batches are the trainer's own (`shards.windows`, `shards.packing`,
+`shards.batches`), so a batch here is a batch there. Invariants: nothing is read unless the
 tokenizer the caller names is, byte for byte (sha256 of its `tokenizer.json`), the one the shards
 were written with; for the same windows and key, `PaddedMLM` returns exactly the tokens and labels
 of `PackedMLM`, one window per row.
@@ -15,8 +16,6 @@ of `PackedMLM`, one window per row.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +24,12 @@ from streaming import StreamingDataset
 
 from shards import manifest as manifest_io
 from shards import packing, windows
+from shards.batches import mlm_batch
 from shards.manifest import Vocab
-from shards.masking import IGNORE, mask_tokens
+from shards.masking import IGNORE, Masking, stream_id
 from shards.streams import mixture_streams, validation_streams
 from shards.tokenizer import tokenizer_sha256
 
-LONG_DOCS = ("split", "truncate")
 VALIDATION = "validation"  # the `mixture` name of the held-out split
 
 
@@ -78,10 +77,7 @@ def open_dataset(root: str, *, tokenizer: str | Path, mixture: str = "stage1", c
     against the manifest. Other keyword arguments go to `StreamingDataset` (e.g. `batch_size`,
     `num_canonical_nodes`, `epoch_size`).
     """
-    if long_docs not in LONG_DOCS:
-        raise ValueError(f"long_docs must be one of {LONG_DOCS}, got {long_docs!r}")
-    if context_length < 3:
-        raise ValueError(f"context_length must be >= 3 ([CLS] x [SEP]), got {context_length}")
+    windows.check(context_length, long_docs)
     manifest = manifest_io.read(root)
     check_tokenizer(manifest, tokenizer, where=str(root))
     if mixture == VALIDATION:
@@ -94,53 +90,30 @@ def open_dataset(root: str, *, tokenizer: str | Path, mixture: str = "stage1", c
                          **streaming_kwargs)
 
 
-@dataclass(frozen=True)
-class Masking:
-    """MLM masking: `rate` of the non-special tokens are chosen; each becomes `[MASK]`, a random
-    token or stays, with probabilities `replace`. BERT/RoBERTa: 0.15, (0.8, 0.1, 0.1); NeoBERT:
-    0.2, (1, 0, 0). Masks are drawn from (seed, rank and worker, batch index, the batch's tokens)
-    only: runs repeat, and a worker restarted each epoch still draws new masks for new batches."""
-
-    rate: float = 0.15
-    replace: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-
-    def __post_init__(self):
-        object.__setattr__(self, "replace", tuple(float(p) for p in self.replace))
-        if not 0.0 < self.rate < 1.0:
-            raise ValueError(f"masking rate must be in (0, 1), got {self.rate}")
-        if len(self.replace) != 3 or min(self.replace) < 0 or abs(sum(self.replace) - 1) > 1e-6:
-            raise ValueError(f"masking replace must be 3 probabilities ([MASK], random, keep) summing to 1, "
-                             f"got {self.replace}")
-
-
-def _stream_id() -> int:
-    """A distinct number per (rank, DataLoader worker), so no two of them draw the same masks."""
+def _stream() -> int:
+    """This (rank, DataLoader worker)'s mask stream, so no two of them draw the same masks."""
     dist = torch.distributed
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     info = torch.utils.data.get_worker_info()
-    return rank * 1024 + (info.id if info is not None else 0)
+    return stream_id(rank, info.id if info is not None else 0)
 
 
 class PackedMLM:
     """Collate windows into one packed varlen batch for flash-attention-style models:
     `input_ids`, `labels` (T,) int64, `cu_seqlens` (B+1,) int32, `max_seqlen`, `position_ids` (T,)
-    restarting at 0 in every window. Labels hold the original token where masked, −100 elsewhere.
-    Each call draws the masks of the next batch index of this (rank, worker), keyed as `Masking` says."""
+    restarting at 0 in every window. Labels hold the original token where masked, `IGNORE` (−100)
+    elsewhere. The k-th call of a (rank, worker) draws the masks of key (seed, stream, k), as the
+    trainer does; give the DataLoader `persistent_workers=True` so k runs on across epochs (a
+    worker restarted each epoch starts again at k = 0)."""
 
-    def __init__(self, vocab: Vocab, masking: Masking = Masking()):
-        self.vocab, self.masking, self.index = vocab, masking, 0
+    def __init__(self, vocab: Vocab, masking: Masking = Masking(), seed: int = 0):
+        self.vocab, self.masking, self.seed, self.index = vocab, masking, seed, 0
 
     def packed(self, samples: list[dict]) -> dict:
         p = packing.assemble([np.asarray(s["input_ids"]) for s in samples])
-        m, v = self.masking, self.vocab
-        digest = int.from_bytes(hashlib.blake2b(p.input_ids.tobytes(), digest_size=8).digest(), "big")
-        rng = np.random.default_rng(np.random.SeedSequence([m.seed, _stream_id(), self.index, digest]))
+        batch = mlm_batch(p, self.vocab, self.masking, self.seed, _stream(), self.index)
         self.index += 1
-        ids, labels = mask_tokens(p.input_ids, np.asarray(v.special), v.mask, v.size, m.rate, m.replace, rng)
-        return {"input_ids": torch.from_numpy(ids), "cu_seqlens": torch.from_numpy(p.cu_seqlens),
-                "max_seqlen": p.max_seqlen, "position_ids": torch.from_numpy(p.position_ids),
-                "labels": torch.from_numpy(labels)}
+        return batch
 
     __call__ = packed
 
@@ -150,8 +123,8 @@ class PaddedMLM(PackedMLM):
     from the manifest), `attention_mask` (1 on tokens), `labels` (−100 on unmasked and padding).
     `L` is the longest window, or `pad_to`. Same masks as `PackedMLM` for the same key."""
 
-    def __init__(self, vocab: Vocab, masking: Masking = Masking(), pad_to: int | None = None):
-        super().__init__(vocab, masking)
+    def __init__(self, vocab: Vocab, masking: Masking = Masking(), seed: int = 0, pad_to: int | None = None):
+        super().__init__(vocab, masking, seed)
         self.pad_to = pad_to
 
     def __call__(self, samples: list[dict]) -> dict:

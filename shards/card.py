@@ -13,10 +13,9 @@ import fsspec
 import yaml
 
 from shards import manifest as manifest_io
-from shards.layout import BERT_TOKENIZER, join
+from shards.layout import BERT_TOKENIZER, CARD, CARD_HISTOGRAM, join
 from shards.tokenizer import tokenizer_sha256
 
-CARD, HISTOGRAM = "README.md", "token_lengths.png"
 REFINEDWEB = "tiiuae/falcon-refinedweb"
 
 
@@ -138,7 +137,7 @@ def render(manifest: dict) -> str:
                 [f"validation ({val['fraction']:g})", f"`{val['path']}`", "all", val["documents"], val["tokens"],
                  val["shards"]],
                 ["**total**", "", "", documents, tokens, sum(p["shards"] for p in parts)]]),
-        "", f"![Document lengths]({HISTOGRAM})",
+        "", f"![Document lengths]({CARD_HISTOGRAM})",
     ]
     if manifest.get("mixtures"):
         lines += ["", "## Mixtures", "",
@@ -153,7 +152,7 @@ def render(manifest: dict) -> str:
         tokenizer_line,
         "",
         'ds = open_dataset(".", mixture="stage1", context_length=1024, tokenizer=TOKENIZER)',
-        "loader = DataLoader(ds, batch_size=32, collate_fn=PaddedMLM(ds.vocab, Masking(rate=0.15)))",
+        "loader = DataLoader(ds, batch_size=32, collate_fn=PaddedMLM(ds.vocab, Masking(rate=0.15, replace=(0.8, 0.1, 0.1))))",
         "```", "",
         "Other layouts: `python -m shards convert . --to {llm-foundry,modernbert,hf,text} --output DEST`.",
         "", "## License", "",
@@ -168,7 +167,7 @@ def render(manifest: dict) -> str:
 def write_card(root: str) -> str:
     """Write `root/README.md` and `root/token_lengths.png`; returns the card's path."""
     manifest = manifest_io.read(root)
-    plot_histogram(manifest, join(root, HISTOGRAM))
+    plot_histogram(manifest, join(root, CARD_HISTOGRAM))
     path = join(root, CARD)
     with fsspec.open(path, "w", encoding="utf-8") as f:
         f.write(render(manifest))

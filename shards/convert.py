@@ -28,10 +28,9 @@ from tqdm import tqdm
 
 from shards import manifest as manifest_io
 from shards import mds
-from shards.layout import FILTERED, join
+from shards.layout import CONVERSION, FILTERED, join
 
 FORMATS = ("llm-foundry", "modernbert", "hf", "text")
-CONVERSION = "conversion.json"
 HF_ROWS_PER_FILE = 50_000
 TEXT_ROWS_PER_FILE = 100_000
 

@@ -3,14 +3,18 @@
 One place names every folder, the length buckets and the validation split, so the pipeline that
 writes and the trainers that read can never disagree.
 
-    OUT/raw/                  mirrored source parquet files
-    OUT/removed/<filter>/     documents each filter dropped (audit)
-    OUT/filtered/             documents that passed, as parquet
-    OUT/mds/<bucket>/         MDS shards of one length bucket (one merged index.json)
-    OUT/mds/val/              held-out validation documents (all lengths)
-    OUT/manifest.json         counts, config, tokenizer: see `shards.manifest`
-    OUT/mixtures/<name>.json  (bucket path, proportion) lists: see `shards.mixture`
-    OUT/logs/                 Datatrove logs, stats and completion markers
+    OUT/raw/                   mirrored source parquet files
+    OUT/removed/<filter>/      documents each filter dropped (audit)
+    OUT/dedup/<part>/          dedup intermediates (candidates, signatures, …): safe to delete after a run
+    OUT/filtered/              documents that passed, as parquet
+    OUT/mds/<bucket>/          MDS shards of one length bucket (one merged index.json)
+    OUT/mds/val/               held-out validation documents (all lengths)
+    OUT/mds/materialized/<m>/  `--materialize`: mixture <m> written out as one MDS set
+    OUT/manifest.json          counts, config, tokenizer: see `shards.manifest`
+    OUT/mixtures/<name>.json   (bucket path, proportion) lists: see `shards.mixture`
+    OUT/logs/<stage>/          Datatrove logs, stats and completion markers; settings.json (resume check)
+    OUT/README.md, OUT/token_lengths.png   the dataset card (`python -m shards card`)
+    DEST/conversion.json       what `python -m shards convert` wrote into DEST
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ BUNDLED = Path(__file__).parent / "data"
 BERT_TOKENIZER = BUNDLED / "tokenizers" / "bert-base-uncased" / "tokenizer.json"
 SAMPLE_DIR = BUNDLED / "refinedweb-sample"
 
-RAW, REMOVED, FILTERED, MDS, MIXTURES, LOGS = "raw", "removed", "filtered", "mds", "mixtures", "logs"
+RAW, REMOVED, DEDUP, FILTERED, MDS, MIXTURES, LOGS = "raw", "removed", "dedup", "filtered", "mds", "mixtures", "logs"
 MANIFEST = "manifest.json"
 VALIDATION = "val"
+MATERIALIZED = "materialized"  # under MDS
+SETTINGS = "settings.json"  # under LOGS/<stage>
+CARD, CARD_HISTOGRAM = "README.md", "token_lengths.png"
+CONVERSION = "conversion.json"
 DEFAULT_EDGES = (1024, 2048)
 
 

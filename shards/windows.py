@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+LONG_DOCS = ("split", "truncate")
+
+
+def check(context_length: int, long_docs: str, prefix: str = "") -> None:
+    """The window settings every reader takes; `prefix` names them as the caller's config does."""
+    if long_docs not in LONG_DOCS:
+        raise ValueError(f"{prefix}long_docs must be one of {LONG_DOCS}, got {long_docs!r}")
+    if context_length < 3:
+        raise ValueError(f"{prefix}context_length must be >= 3 ([CLS] x [SEP]), got {context_length}")
+
 
 def split(doc: np.ndarray, context: int, cls_id: int, sep_id: int, truncate: bool = False) -> list[np.ndarray]:
     """`doc` is one stored document, `[CLS] content [SEP]`."""

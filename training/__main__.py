@@ -81,5 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     return {"train": _train, "export": _export, "plot": _plot}[args.command](args)
 
 
+def neobert_demo(argv: list[str] | None = None) -> None:
+    """The `neobert` command: `python -m neobert` with the bundled bert-base-uncased tokenizer."""
+    from neobert.__main__ import main as demo
+    from shards.layout import BERT_TOKENIZER
+
+    demo(argv, default_tokenizer=str(BERT_TOKENIZER))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,5 @@
-"""Checkpoint IO: one place that writes, finds, prunes and reads training checkpoints.
+"""Checkpoint IO: one place that writes, finds, prunes and reads training checkpoints, and the
+versioned schema of what a training checkpoint holds.
 
 Invariants: a folder `RUN/checkpoints/step_NNNNNNNN/` exists only complete — it is written under a
 temporary name, flushed, then renamed (atomic on a POSIX file system), so a write killed midway
@@ -18,6 +19,51 @@ import torch
 SUBDIR = "checkpoints"
 STATE = "state.pt"
 _NAME = re.compile(r"^step_(\d{8})$")
+VERSION = 1  # of the training state below; another version is refused on resume
+
+
+def training_state(*, step: int, tokens: int, skipped: int, model: dict, optimizer: dict, rng: list[dict],
+                   loader: list[dict], config: dict, model_config: dict) -> dict:
+    """What resuming needs: unsharded model and optimizer states, per-rank RNG and loader states
+    (rank order), counters, the run config and the model's published config (for `export`)."""
+    return {"version": VERSION, "step": step, "tokens": tokens, "skipped": skipped, "model": model,
+            "optimizer": optimizer,
+            "rng": {"torch": [r["torch"] for r in rng], "cuda": [r["cuda"] for r in rng if r["cuda"] is not None]},
+            "loader": loader, "config": config, "model_config": model_config}
+
+
+def rng_state(device: torch.device) -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+
+
+def restore_rng(state: dict, rank: int, device: torch.device) -> None:
+    torch.set_rng_state(state["rng"]["torch"][rank])
+    if device.type == "cuda" and state["rng"]["cuda"]:
+        torch.cuda.set_rng_state(state["rng"]["cuda"][rank])
+
+
+def load_weights(model: torch.nn.Module, spec: str | Path) -> Path:
+    """Initialise `model` from a checkpoint's weights only (stage 2 from stage 1); returns the source."""
+    source = resolve(spec)
+    try:
+        model.load_state_dict(load(source)["model"])
+    except RuntimeError as e:
+        raise ValueError(f"{source}: its weights do not fit this model config ({e}); "
+                         "use the model section the checkpoint was trained with") from None
+    return source
+
+
+def check_resumable(state: dict, world: int, model_section: dict, runtime: tuple[str, ...]) -> None:
+    """Refuse a checkpoint this run cannot continue exactly: another schema, world size or model."""
+    if state.get("version", VERSION) != VERSION:
+        raise ValueError(f"checkpoint state version {state['version']}, this code reads {VERSION}")
+    if len(state["loader"]) != world:
+        raise ValueError(f"the checkpoint was written by {len(state['loader'])} ranks, this run has "
+                         f"{world}: resume with the same number of processes")
+    saved, now = ({k: v for k, v in m.items() if k not in runtime} for m in (state["config"]["model"], model_section))
+    if saved != now:
+        raise ValueError(f"the checkpoint's model section {saved} differs from this config's {now}; "
+                         "resume with the same model section")
 
 
 def _fsync(path: Path) -> None:
@@ -67,6 +113,13 @@ def valid(root: str | Path) -> list[Path]:
 def latest(run_dir: str | Path) -> Path | None:
     found = valid(Path(run_dir) / SUBDIR)
     return found[-1] if found else None
+
+
+def to_resume(spec: str, run_dir: str | Path) -> Path | None:
+    """`checkpoint.resume`: auto (the newest valid checkpoint of run_dir, if any), none, or a path."""
+    if spec == "none":
+        return None
+    return latest(run_dir) if spec == "auto" else resolve(spec)
 
 
 def resolve(spec: str | Path) -> Path:

@@ -11,19 +11,33 @@ from typing import Any
 
 import yaml
 
+from neobert import NeoBERTConfig
+from shards import windows
+from shards.masking import Masking
 
-@dataclass
-class ModelConfig:
-    """Architecture sizes handed to `neobert.NeoBERTConfig` (vocab and pad id come from the manifest)."""
+FROM_MANIFEST = ("vocab_size", "pad_token_id")  # model fields the trainer takes from the shards
 
-    hidden_size: int = 768
-    num_hidden_layers: int = 28
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    max_length: int = 4096
-    norm_eps: float = 1e-5
-    attention_backend: str | None = None  # None: neobert.attention.select_backend decides
-    activation_checkpointing: bool = False
+
+def _model_section() -> type:
+    """The `model:` section: `NeoBERTConfig`'s own fields and defaults, less the two the manifest
+    gives, checked by `NeoBERTConfig` itself; `.neobert(vocab_size, pad_token_id)` builds it."""
+    hints = typing.get_type_hints(NeoBERTConfig)
+    specs = [(f.name, hints[f.name], field(default=f.default))
+             for f in dataclasses.fields(NeoBERTConfig) if f.name not in FROM_MANIFEST]
+
+    def neobert(self, vocab_size: int, pad_token_id: int) -> NeoBERTConfig:
+        return NeoBERTConfig(**dataclasses.asdict(self), vocab_size=vocab_size, pad_token_id=pad_token_id)
+
+    def check(self) -> None:
+        try:
+            NeoBERTConfig(**dataclasses.asdict(self))
+        except ValueError as e:
+            raise ValueError(f"model.{e}") from None
+
+    return dataclasses.make_dataclass("ModelConfig", specs, namespace={"neobert": neobert, "__post_init__": check})
+
+
+ModelConfig = _model_section()
 
 
 @dataclass
@@ -34,27 +48,18 @@ class DataConfig:
     context_length: int = 1024  # longest window, [CLS] and [SEP] included
     long_docs: str = "split"  # split: consecutive windows; truncate: first window only (paper)
     micro_batch_tokens: int = 32768  # token budget of one packed micro-batch
-    mask_rate: float = 0.2
-    mask_replace: tuple[float, float, float] = (1.0, 0.0, 0.0)  # [MASK] / random / keep; BERT: .8/.1/.1
+    masking: Masking = field(default_factory=Masking)  # rate, replace ([MASK] / random / keep)
     shuffle: bool = True
     num_workers: int = 1  # 0: pack in the training process; 1: in one DataLoader worker
     read_ahead: int = 65536  # samples read ahead of the packer, so ranks reach epoch ends (see data.py)
 
     def __post_init__(self):
-        self.mask_replace = tuple(float(p) for p in self.mask_replace)
-        if self.long_docs not in ("split", "truncate"):
-            raise ValueError(f"data.long_docs must be 'split' or 'truncate', got {self.long_docs!r}")
-        if self.context_length < 3:
-            raise ValueError(f"data.context_length must be >= 3 ([CLS] x [SEP]), got {self.context_length}")
+        windows.check(self.context_length, self.long_docs, "data.")
         if self.micro_batch_tokens < self.context_length:
             raise ValueError(
                 f"data.micro_batch_tokens ({self.micro_batch_tokens}) must be >= data.context_length "
                 f"({self.context_length}) so that every window fits a micro-batch"
             )
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ValueError(f"data.mask_rate must be in (0, 1), got {self.mask_rate}")
-        if len(self.mask_replace) != 3 or min(self.mask_replace) < 0 or abs(sum(self.mask_replace) - 1) > 1e-6:
-            raise ValueError(f"data.mask_replace must be 3 probabilities summing to 1, got {self.mask_replace}")
         if self.read_ahead < 1:
             raise ValueError(f"data.read_ahead must be >= 1, got {self.read_ahead}")
         if self.num_workers not in (0, 1):

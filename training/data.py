@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 
 import numpy as np
 import torch
 from streaming import StreamingDataset
-from torch.utils.data import IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 
-from shards import masking, packing, windows
+from shards import packing, windows
+from shards.batches import mlm_batch
 from shards.manifest import Vocab
-from training.config import DataConfig
+from shards.masking import stream_id
+from shards.streams import mixture_streams
+from training.config import Config, DataConfig
 
 STATE_VERSION = 1
 
@@ -49,22 +53,9 @@ def settings(cfg: DataConfig, seed: int, world_size: int) -> dict:
     """Everything the loader state's meaning depends on; resuming under other values is refused."""
     return {
         "root": cfg.root, "mixture": cfg.mixture, "context_length": cfg.context_length,
-        "long_docs": cfg.long_docs, "micro_batch_tokens": cfg.micro_batch_tokens, "mask_rate": cfg.mask_rate,
-        "mask_replace": list(cfg.mask_replace), "shuffle": cfg.shuffle, "seed": seed,
+        "long_docs": cfg.long_docs, "micro_batch_tokens": cfg.micro_batch_tokens, "mask_rate": cfg.masking.rate,
+        "mask_replace": list(cfg.masking.replace), "shuffle": cfg.shuffle, "seed": seed,
         "world_size": world_size, "num_canonical_nodes": num_nodes(),
-    }
-
-
-def micro_batch(packed: packing.Packed, vocab: Vocab, cfg: DataConfig, rng: np.random.Generator) -> dict:
-    ids, labels = masking.mask_tokens(
-        packed.input_ids, np.asarray(vocab.special), vocab.mask, vocab.size, cfg.mask_rate, cfg.mask_replace, rng
-    )
-    return {
-        "input_ids": torch.from_numpy(ids),
-        "cu_seqlens": torch.from_numpy(packed.cu_seqlens),
-        "max_seqlen": packed.max_seqlen,
-        "position_ids": torch.from_numpy(packed.position_ids),
-        "labels": torch.from_numpy(labels),
     }
 
 
@@ -80,8 +71,9 @@ def _carry_from_state(state: dict) -> list[np.ndarray]:
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-class PackedMLM(IterableDataset):
-    """Endless micro-batches for one rank: dicts of tensors for the model, plus `state`."""
+class MicroBatches(IterableDataset):
+    """Endless masked micro-batches for one rank (`shards.batches.mlm_batch`), each with the
+    loader `state` after it."""
 
     def __init__(self, dataset: StreamingDataset, cfg: DataConfig, vocab: Vocab, seed: int, rank: int,
                  world_size: int, resume_from: list[dict] | None = None):
@@ -139,10 +131,28 @@ class PackedMLM(IterableDataset):
         for taken, doc in self.documents():
             packer.push(windows.split(doc, cfg.context_length, vocab.cls, vocab.sep, truncate))
             while (packed := packer.pop()) is not None:
-                batch = micro_batch(packed, vocab, cfg, masking.rng_for(self.seed, self.rank, emitted))
+                batch = mlm_batch(packed, vocab, cfg.masking, self.seed, stream_id(self.rank), emitted)
                 emitted += 1
                 batch["state"] = self.state(taken, emitted, packer.carry)
                 yield batch
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the trainer, which finishes the step and checkpoints."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def loader(cfg: Config, vocab: Vocab, rank: int, world: int, device: torch.device,
+           states: list[dict] | None) -> tuple[MicroBatches, object]:
+    """This rank's micro-batches (resumed from `states`, one per rank) and the iterator the
+    trainer draws from: packing runs in `data.num_workers` (0 or 1) DataLoader worker(s)."""
+    dataset = training_dataset(mixture_streams(cfg.data.root, cfg.data.mixture, cfg.data.cache_dir), cfg.data,
+                               cfg.seed)
+    batches = MicroBatches(dataset, cfg.data, vocab, cfg.seed, rank, world, states)
+    workers = cfg.data.num_workers
+    return batches, iter(DataLoader(batches, batch_size=None, num_workers=workers,
+                                    worker_init_fn=_ignore_sigint if workers else None,
+                                    prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda"))
 
 
 def read_ahead(dataset: StreamingDataset, limit: int):
@@ -189,8 +199,8 @@ def validation_batches(dataset: StreamingDataset, cfg: DataConfig, vocab: Vocab,
             break
         packer.push(windows.split(sample["input_ids"], cfg.context_length, vocab.cls, vocab.sep))
         while (packed := packer.pop()) is not None:
-            yield micro_batch(packed, vocab, cfg, masking.rng_for(seed, rank, index))
+            yield mlm_batch(packed, vocab, cfg.masking, seed, stream_id(rank), index)
             index += 1
     while (packed := packer.pop(final=True)) is not None:
-        yield micro_batch(packed, vocab, cfg, masking.rng_for(seed, rank, index))
+        yield mlm_batch(packed, vocab, cfg.masking, seed, stream_id(rank), index)
         index += 1

@@ -4,6 +4,7 @@ read), the same scalars in TensorBoard, and the FLOP count behind the MFU estima
 from __future__ import annotations
 
 import json
+import resource
 from pathlib import Path
 
 import torch
@@ -23,12 +24,35 @@ def peak_flops(device: torch.device, override_tflops: float | None) -> float | N
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def train_flops(model_cfg, num_params: int, embedding_params: int, tokens: int, sum_len_sq: int, masked: int) -> float:
+def train_flops(model_cfg, num_params: int, tokens: int, sum_len_sq: int, masked: int) -> float:
     """Forward + backward FLOPs of one step: 6·N per token for the encoder's matrices, attention
     12·layers·hidden per (query, key) pair inside each window, the decoder only on masked tokens."""
     decoder = model_cfg.hidden_size * model_cfg.vocab_size + model_cfg.vocab_size
-    dense = num_params - embedding_params - decoder
+    dense = num_params - model_cfg.vocab_size * model_cfg.hidden_size - decoder  # less the embedding table
     return 6 * dense * tokens + 12 * model_cfg.num_hidden_layers * model_cfg.hidden_size * sum_len_sq + 6 * decoder * masked
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak RSS on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
+def banner(cfg, num_params: int, step: int, accum: int, world: int, backend: str, device: torch.device,
+           parallelism: str) -> str:
+    """What the trainer prints at start: the step's token and masked-token budgets, and the backend."""
+    per_step = cfg.data.micro_batch_tokens * accum * world
+    return "\n".join([
+        f"run {cfg.run_dir}: {num_params:,} parameters, steps {step} -> {cfg.steps}",
+        f"tokens per step: {per_step:,} budget ({world} rank(s) × {accum} accumulation steps × "
+        f"{cfg.data.micro_batch_tokens:,}-token micro-batches; packing fills each to <= budget)",
+        f"masked-token budget: ~{int(per_step * cfg.data.masking.rate):,} per step "
+        f"({cfg.data.masking.rate:.0%} of non-special tokens), loss = sum over them / their global count",
+        f"context {cfg.data.context_length}, long documents: {cfg.data.long_docs}, mixture {cfg.data.mixture}",
+        f"backend: attention {backend}, device {device}, "
+        f"{'bf16 autocast' if device.type == 'cuda' else 'float32'}, {parallelism}",
+    ])
 
 
 class MetricsLog:

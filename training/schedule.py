@@ -1,4 +1,5 @@
-"""Learning rate as a pure function of the step, so resuming needs only the step.
+"""The optimizer (AdamW) and its learning rate as a pure function of the step, so resuming needs
+only the step.
 
 cosine: linear warm-up from 0 to the peak over `warmup_steps`, cosine down to `final_ratio`×peak
 at `decay_end`, then constant (NeoBERT stage 1: 2k, 900k, 0.1, run to 1M).
@@ -9,7 +10,16 @@ from __future__ import annotations
 
 import math
 
-from training.config import ScheduleConfig
+import torch
+
+from training.config import OptimConfig, ScheduleConfig
+
+
+def adamw(model: torch.nn.Module, o: OptimConfig, schedule: ScheduleConfig) -> torch.optim.AdamW:
+    """Weight decay on matrices and embeddings only, not on norms or biases."""
+    groups = [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": o.weight_decay},
+              {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr_at(0, o.lr, schedule), betas=o.betas, eps=o.eps)
 
 
 def lr_at(step: int, peak: float, cfg: ScheduleConfig) -> float:

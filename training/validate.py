@@ -8,14 +8,43 @@ sharded models (FSDP2) need.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.distributed as dist
+from streaming import StreamingDataset
+from tqdm import tqdm
 
+from shards.manifest import Vocab
 from shards.masking import IGNORE
+from shards.streams import validation_streams
+from training import data
+from training.config import Config
 
 RANGES = ((0, 1024, "0-1k"), (1024, 2048, "1k-2k"), (2048, 4096, "2k-4k"))
+
+
+def dataset(cfg: Config) -> StreamingDataset:
+    """The held-out split of `data.root`, in order, each rank its own share."""
+    try:
+        streams = validation_streams(cfg.data.root, cfg.data.cache_dir)
+    except ValueError as e:
+        raise ValueError(f"{e}, or set validation.every=0 to train without validation") from None
+    return StreamingDataset(streams=streams, shuffle=False, batch_size=1, num_canonical_nodes=data.num_nodes())
+
+
+def run(model, dataset: StreamingDataset, cfg: Config, vocab: Vocab, rank: int, device: torch.device,
+        autocast) -> dict:
+    """One validation pass, scored at validation.context_length (default: the model's max length),
+    not the training context, so a stage-1 model's loss beyond 1k positions shows too."""
+    v = cfg.validation
+    context = v.context_length or cfg.model.max_length
+    data_cfg = dataclasses.replace(cfg.data, context_length=context,
+                                   micro_batch_tokens=max(context, cfg.data.micro_batch_tokens))
+    batches = data.validation_batches(dataset, data_cfg, vocab, v.seed, rank, v.max_documents)
+    bar = tqdm(batches, desc="validation", unit="batch", leave=False, disable=rank != 0)
+    return evaluate(model, bar, device, autocast)
 
 
 @torch.no_grad()
@@ -58,6 +87,10 @@ def evaluate(model, batches, device: torch.device, autocast) -> dict:
             result[f"pseudo_perplexity_{name}"] = math.exp(loss / n)
     result["masked_tokens"] = int(total[1])
     return result
+
+
+def summary(result: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("loss", "pseudo")))
 
 
 def _dummy() -> dict:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipelines.config import JobConfig
 from pipelines.download import MirrorFiles, list_source_files, with_retries
 from shards.layout import SAMPLE_DIR
+
+GLOB = JobConfig.glob
 
 
 def run(step: MirrorFiles, world_size: int = 1):
@@ -16,28 +19,28 @@ def run(step: MirrorFiles, world_size: int = 1):
 
 def test_mirror_skip_and_refetch(tmp_path):
     dest = tmp_path / "raw"
-    stats = run(MirrorFiles(str(SAMPLE_DIR), str(dest)), world_size=2)
+    stats = run(MirrorFiles(str(SAMPLE_DIR), str(dest), GLOB, -1), world_size=2)
     assert stats["files_copied"].total == 4
     for f in SAMPLE_DIR.glob("*.parquet"):
         assert (dest / f.name).read_bytes() == f.read_bytes()
     # a truncated copy (wrong size) is fetched again, complete ones are skipped
     victim = dest / "train-00002-of-00004.parquet"
     victim.write_bytes(victim.read_bytes()[:100])
-    stats = run(MirrorFiles(str(SAMPLE_DIR), str(dest)))
+    stats = run(MirrorFiles(str(SAMPLE_DIR), str(dest), GLOB, -1))
     assert stats["files_skipped"].total == 3 and stats["files_copied"].total == 1
     assert victim.stat().st_size == (SAMPLE_DIR / victim.name).stat().st_size
     assert not list(dest.glob("*.partial"))
 
 
 def test_limit_files_and_empty_source(tmp_path):
-    assert len(list_source_files(str(SAMPLE_DIR), limit_files=2)) == 2
+    assert len(list_source_files(str(SAMPLE_DIR), GLOB, limit_files=2)) == 2
     with pytest.raises(ValueError, match="no files matching"):
-        list_source_files(str(tmp_path))
+        list_source_files(str(tmp_path), GLOB)
 
 
 def test_failed_copy_never_looks_complete(tmp_path, monkeypatch):
     dest = tmp_path / "raw"
-    step = MirrorFiles(str(SAMPLE_DIR), str(dest), limit_files=1)
+    step = MirrorFiles(str(SAMPLE_DIR), str(dest), GLOB, limit_files=1)
     monkeypatch.setattr("pipelines.download.CHUNK", 1000)
     real_open = __import__("fsspec").implementations.local.LocalFileSystem._open
     calls = {"n": 0}

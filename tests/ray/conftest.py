@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import s3fs
 
+from shards import manifest as manifest_io
 from shards import mds
 from shards.layout import buckets, join
 
@@ -28,7 +29,8 @@ def free_port() -> int:
 def samples(out: str) -> list[tuple[str, tuple[int, ...]]]:
     """Sorted (id, input_ids) of every document in every bucket and the validation split of OUT."""
     got = []
-    for rel in FOLDERS:
+    m = manifest_io.read(out)
+    for rel in [b["path"] for b in m["buckets"].values()] + [m["validation"]["path"]]:
         folder = join(out, rel)
         for shard in mds.read_index(folder)["shards"]:
             got += [(s["id"], tuple(np.asarray(s["input_ids"]).tolist()))

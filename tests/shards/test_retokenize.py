@@ -49,7 +49,7 @@ def retokenized(sample_output, other_tokenizer, tmp_path_factory) -> str:
                            "--tokenizer", other_tokenizer, "--tasks", "2", "--workers", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(was bert-base-uncased)" in proc.stdout
+    assert f"(was bert-base-uncased, in {sample_output})" in proc.stdout
     assert open(join(sample_output, "manifest.json")).read() == before, "FROM is never written to"
     return new
 
@@ -100,8 +100,8 @@ def test_the_api_pairs_the_shards_with_their_tokenizer_only(retokenized, other_t
     assert window["input_ids"][0] == 2 and window["input_ids"][-1] == 3 and len(window["input_ids"]) <= 256
 
 
-def test_refuses_to_write_over_its_source(sample_output, other_tokenizer):
-    proc = subprocess.run([sys.executable, "-m", "pipelines.retokenize", sample_output, "--output", sample_output + "/",
-                           "--tokenizer", other_tokenizer], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "must differ from FROM" in proc.stderr
+def test_refuses_to_write_over_its_source(sample_output, other_tokenizer, refinedweb):
+    proc = refinedweb("tokenize", "--from", sample_output, "--output", sample_output + "/", "--tokenizer",
+                      other_tokenizer, check=False)
+    assert proc.returncode == 2 and "must differ from --from" in proc.stderr
     json.loads(open(join(sample_output, "manifest.json")).read())

@@ -65,11 +65,11 @@ def test_truncate_keeps_only_the_first_window(sample_output):
 def test_padded_batches_hold_the_packed_tokens_and_labels(sample_output):
     ds = open_dataset(sample_output, tokenizer=BERT_TOKENIZER, context_length=CONTEXT, seed=7)
     vocab = ds.vocab
-    masking = Masking(rate=0.3, replace=(0.8, 0.1, 0.1), seed=5)
+    masking = Masking(rate=0.3, replace=(0.8, 0.1, 0.1))
     windows = list(ds)  # one epoch; the next one is shuffled otherwise
     del ds
-    packed = list(DataLoader(windows, batch_size=8, collate_fn=PackedMLM(vocab, masking)))
-    padded = list(DataLoader(windows, batch_size=8, collate_fn=PaddedMLM(vocab, masking, pad_to=CONTEXT)))
+    packed = list(DataLoader(windows, batch_size=8, collate_fn=PackedMLM(vocab, masking, seed=5)))
+    padded = list(DataLoader(windows, batch_size=8, collate_fn=PaddedMLM(vocab, masking, seed=5, pad_to=CONTEXT)))
     assert len(packed) == len(padded) > 10
     assert any(int(p["cu_seqlens"].diff().min()) < CONTEXT for p in packed), "the case under test: padding"
     for p, q in zip(packed, padded):
@@ -96,8 +96,8 @@ def test_padded_is_the_packed_batch_laid_out_in_rows(lengths, seed, pad_to):
     vocab = Vocab(pad=0, cls=101, sep=102, mask=103, special=(0, 100, 101, 102, 103), size=30522)
     rng = np.random.default_rng(seed)
     batch = [{"input_ids": np.array([101, *rng.integers(999, 30522, n), 102], dtype=np.uint16)} for n in lengths]
-    masking = Masking(rate=0.4, seed=seed)
-    p, q = PackedMLM(vocab, masking)(batch), PaddedMLM(vocab, masking, pad_to=pad_to)(batch)
+    masking = Masking(rate=0.4)
+    p, q = PackedMLM(vocab, masking, seed)(batch), PaddedMLM(vocab, masking, seed, pad_to=pad_to)(batch)
     keep = q["attention_mask"].bool()
     assert q["input_ids"].shape == (len(lengths), pad_to or max(lengths) + 2)
     assert keep.sum(1).tolist() == [n + 2 for n in lengths]
@@ -105,19 +105,28 @@ def test_padded_is_the_packed_batch_laid_out_in_rows(lengths, seed, pad_to):
     assert (q["input_ids"][~keep] == 0).all() and (q["labels"][~keep] == -100).all()
 
 
-def test_a_fresh_collator_draws_new_masks_for_new_windows():
-    """DataLoader workers restart every epoch with a fresh collator: the masks must still move."""
+def test_masks_follow_the_key_and_move_on_with_each_batch_of_a_persistent_worker(sample_output):
+    """Masks are keyed (seed, stream, batch index) as in the trainer; a persistent DataLoader
+    worker's index runs on across epochs, so epoch 2 does not repeat epoch 1's masks."""
     vocab = Vocab(pad=0, cls=101, sep=102, mask=103, special=(0, 100, 101, 102, 103), size=30522)
-    rng = np.random.default_rng(0)
-    a, b = ([{"input_ids": np.array([101, *rng.integers(999, 30522, 200), 102])}] for _ in range(2))
-    chosen = lambda batch: PackedMLM(vocab, Masking(seed=1))(batch)["labels"] != -100  # noqa: E731
-    assert torch.equal(chosen(a), chosen(a)) and not torch.equal(chosen(a), chosen(b))
+    batch = [{"input_ids": np.array([101, *np.random.default_rng(0).integers(999, 30522, 200), 102])}]
+    chosen = lambda c: c(batch)["labels"] != -100  # noqa: E731
+    c = PackedMLM(vocab, Masking(), seed=1)
+    first, second = chosen(c), chosen(c)
+    assert torch.equal(first, chosen(PackedMLM(vocab, Masking(), seed=1))) and not torch.equal(first, second)
+    ds = open_dataset(sample_output, tokenizer=BERT_TOKENIZER, context_length=CONTEXT, shuffle=False)
+    loader = DataLoader(ds, batch_size=4, num_workers=1, persistent_workers=True,
+                        collate_fn=PackedMLM(ds.vocab, Masking(), seed=3))
+    epochs = [next(iter(loader)) for _ in range(2)]
+    del loader, ds
+    assert torch.equal(epochs[0]["cu_seqlens"], epochs[1]["cu_seqlens"]), "the case under test: the same windows"
+    assert not torch.equal(epochs[0]["labels"], epochs[1]["labels"])
 
 
 def test_same_seed_same_masks_other_seed_other_masks(sample_output):
     def first_batch(seed):
         ds = open_dataset(sample_output, tokenizer=BERT_TOKENIZER, context_length=CONTEXT, shuffle=False)
-        batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=PackedMLM(ds.vocab, Masking(seed=seed)))))
+        batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=PackedMLM(ds.vocab, Masking(), seed=seed))))
         del ds
         return batch
 

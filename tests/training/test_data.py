@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from shards import manifest
+from shards.api import PackedMLM
+from shards.masking import IGNORE, Masking
 from shards.streams import mixture_streams, validation_streams
 from streaming import StreamingDataset
 from training import data
@@ -14,7 +16,7 @@ from training.config import DataConfig
 def loader(root, cfg, resume=None, seed=0):
     ds = data.training_dataset(mixture_streams(str(root), cfg.mixture), cfg, seed)
     vocab = data.Vocab.from_manifest(manifest.read(str(root)))
-    return data.PackedMLM(ds, cfg, vocab, seed, 0, 1, resume)
+    return data.MicroBatches(ds, cfg, vocab, seed, 0, 1, resume)
 
 
 def same(a, b):
@@ -68,3 +70,20 @@ def test_validation_batches_are_fixed_and_cover_the_split(sample_output):
     content = sum(int(np.diff(b["cu_seqlens"].numpy()).sum()) - 2 * (len(b["cu_seqlens"]) - 1) for b in first)
     docs = [s["input_ids"] for s in ds]
     assert content == sum(len(d) - 2 for d in docs) and sum(len(d) for d in docs) == expected
+
+
+def test_the_api_collator_and_the_trainer_make_the_same_batches(sample_output):
+    """One batch maker: fed the trainer's windows in the trainer's order, `shards.api.PackedMLM`
+    gives exactly the trainer's tokens, labels, boundaries and positions, batch after batch."""
+    cfg = DataConfig(root=str(sample_output), context_length=256, micro_batch_tokens=1024, num_workers=0,
+                     masking=Masking(rate=0.3, replace=(0.8, 0.1, 0.1)))
+    it = iter(loader(sample_output, cfg, seed=11))
+    collator = PackedMLM(data.Vocab.from_manifest(manifest.read(str(sample_output))), cfg.masking, seed=11)
+    for _ in range(12):
+        b = next(it)
+        original = torch.where(b["labels"] != IGNORE, b["labels"], b["input_ids"])
+        cu = b["cu_seqlens"].tolist()
+        windows = [{"input_ids": original[a:z].numpy()} for a, z in zip(cu[:-1], cu[1:])]
+        got = collator(windows)
+        assert same(got, b) and got["max_seqlen"] == b["max_seqlen"]
+    assert (b["labels"] != IGNORE).sum() > 50, "the case under test: masked tokens"

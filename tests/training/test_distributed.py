@@ -45,7 +45,7 @@ def _epoch_once(rank, port, root, out_dir):
 
     def packed(resume=None):
         ds = data.training_dataset(mixture_streams(root, "stage1"), cfg, seed=3)
-        return data.PackedMLM(ds, cfg, vocab, 3, rank, WORLD, resume), len(ds)
+        return data.MicroBatches(ds, cfg, vocab, 3, rank, WORLD, resume), len(ds)
 
     first, per_rank = packed()
     seen = []
@@ -83,7 +83,7 @@ def _epochs_in_lockstep(rank, port, root, out_dir):
     join_group(rank, port)
     cfg = DataConfig(root=root, context_length=256, micro_batch_tokens=2048, num_workers=0)
     ds = data.training_dataset(mixture_streams(root, "stage1"), cfg, seed=1)
-    it = iter(data.PackedMLM(ds, cfg, data.Vocab.from_manifest(manifest.read(root)), 1, rank, WORLD))
+    it = iter(data.MicroBatches(ds, cfg, data.Vocab.from_manifest(manifest.read(root)), 1, rank, WORLD))
     epochs = []
     for _ in range(120):  # a training step: one micro-batch per rank, then a collective
         epochs.append(next(it)["state"]["taken"] // len(ds))

@@ -36,16 +36,16 @@ def test_stage1_paper_values():
     assert (cfg.steps, cfg.global_batch_tokens, cfg.data.context_length) == (1_000_000, 2048 * 1024, 1024)
     assert (cfg.optim.lr, cfg.optim.betas, cfg.optim.eps, cfg.optim.weight_decay) == (6e-4, (0.9, 0.95), 1e-8, 0.1)
     assert (cfg.schedule.warmup_steps, cfg.schedule.decay_end, cfg.schedule.final_ratio) == (2000, 900_000, 0.1)
-    assert cfg.data.mask_rate == 0.2 and cfg.data.mask_replace == (1.0, 0.0, 0.0)
+    assert cfg.data.masking.rate == 0.2 and cfg.data.masking.replace == (1.0, 0.0, 0.0)
     assert cfg.accumulation_steps(8) == 2048 * 1024 // (8 * cfg.data.micro_batch_tokens)
     assert not math.isnan(cfg.optim.grad_clip)
 
 
 def test_set_overrides_and_errors():
-    cfg = config.load(f"{CONFIGS}/quickstart.yaml", ["steps=7", "data.mask_replace=[0.8, 0.1, 0.1]", "model.attention_backend=null",
+    cfg = config.load(f"{CONFIGS}/quickstart.yaml", ["steps=7", "data.masking.replace=[0.8, 0.1, 0.1]", "model.attention_backend=null",
                                                              "optim.lr=1e-2"])
     assert cfg.optim.lr == 0.01
-    assert cfg.steps == 7 and cfg.data.mask_replace == (0.8, 0.1, 0.1) and cfg.model.attention_backend is None
+    assert cfg.steps == 7 and cfg.data.masking.replace == (0.8, 0.1, 0.1) and cfg.model.attention_backend is None
     with pytest.raises(ValueError, match="unknown key"):
         config.load(None, ["data.contxt_length=5"])
     with pytest.raises(ValueError, match="micro_batch_tokens"):

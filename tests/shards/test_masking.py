@@ -1,6 +1,6 @@
 import numpy as np
 
-from shards.masking import IGNORE, mask_tokens, rng_for
+from shards.masking import IGNORE, Masking, mask_tokens, rng_for
 
 SPECIAL = np.array([0, 100, 101, 102, 103])
 MASK, VOCAB = 103, 30522
@@ -17,7 +17,7 @@ def corpus(n: int, seed: int = 0) -> np.ndarray:
 
 def test_rate_is_20_percent_of_non_special_tokens_and_never_special():
     ids = corpus(2_000_000)
-    out, labels = mask_tokens(ids, SPECIAL, MASK, VOCAB, 0.2, (1.0, 0.0, 0.0), rng_for(0, 0, 0))
+    out, labels = mask_tokens(ids, SPECIAL, MASK, VOCAB, Masking(0.2, (1.0, 0.0, 0.0)), rng_for(0, 0, 0))
     special = np.isin(ids, SPECIAL)
     assert special.sum() > 50_000  # the case under test occurs
     chosen = labels != IGNORE
@@ -30,7 +30,7 @@ def test_rate_is_20_percent_of_non_special_tokens_and_never_special():
 
 def test_bert_80_10_10_split():
     ids = corpus(1_000_000, seed=1)
-    out, labels = mask_tokens(ids, SPECIAL, MASK, VOCAB, 0.2, (0.8, 0.1, 0.1), rng_for(0, 0, 0))
+    out, labels = mask_tokens(ids, SPECIAL, MASK, VOCAB, Masking(0.2, (0.8, 0.1, 0.1)), rng_for(0, 0, 0))
     chosen = labels != IGNORE
     as_mask = (out[chosen] == MASK).mean()
     kept = (out[chosen] == ids[chosen]).mean()
@@ -39,7 +39,7 @@ def test_bert_80_10_10_split():
 
 def test_masks_depend_only_on_the_key():
     ids = corpus(10_000)
-    a = mask_tokens(ids, SPECIAL, MASK, VOCAB, 0.2, (1.0, 0, 0), rng_for(3, 1, 17))[1]
-    b = mask_tokens(ids, SPECIAL, MASK, VOCAB, 0.2, (1.0, 0, 0), rng_for(3, 1, 17))[1]
-    c = mask_tokens(ids, SPECIAL, MASK, VOCAB, 0.2, (1.0, 0, 0), rng_for(3, 0, 17))[1]
+    a = mask_tokens(ids, SPECIAL, MASK, VOCAB, Masking(0.2, (1.0, 0, 0)), rng_for(3, 1, 17))[1]
+    b = mask_tokens(ids, SPECIAL, MASK, VOCAB, Masking(0.2, (1.0, 0, 0)), rng_for(3, 1, 17))[1]
+    c = mask_tokens(ids, SPECIAL, MASK, VOCAB, Masking(0.2, (1.0, 0, 0)), rng_for(3, 0, 17))[1]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
