@@ -59,6 +59,8 @@ class JobConfig:
     max_tokens: int = setting(100_000, "drop documents longer than this", group="documents")
     dedup: str = setting("exact", "exact (normalised content), minhash (near duplicates, opt-in) or none",
                          group="documents", choices=DEDUP_METHODS)
+    dedup_tasks: int = setting(1, "exact dedup: tasks that find duplicates, each over one hash range of the "
+                               "signatures (memory per task: one reader per filter task)", group="documents")
     # tokenize
     retokenize_from: str | None = setting(
         None, "re-tokenize the filtered documents of the finished output FROM into --output (no download, no "
@@ -94,8 +96,11 @@ class JobConfig:
         for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.tasks < 1:
-            raise ValueError(f"--tasks must be >= 1, got {self.tasks}")
+        if self.tasks < 1 or self.dedup_tasks < 1:
+            raise ValueError(f"--tasks and --dedup-tasks must be >= 1, got {self.tasks}, {self.dedup_tasks}")
+        if self.dedup_tasks > 1 and self.dedup != "exact":
+            raise ValueError("--dedup-tasks applies to exact dedup; MinHash clustering runs in one task "
+                             "(Datatrove's MinhashDedupCluster): drop --dedup-tasks or use --dedup exact")
         if self.cpus_per_task < 1 or self.mem_per_cpu_gb <= 0:
             raise ValueError(f"need --cpus-per-task >= 1 and --mem-per-cpu-gb > 0, got {self.cpus_per_task}, "
                              f"{self.mem_per_cpu_gb}")
@@ -179,7 +184,7 @@ def resolve(given: dict, base: dict | None = None) -> JobConfig:
 # The settings each stage's output depends on (besides those of the stages before it).
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "download": ("input", "glob", "limit_files", "tasks"),
-    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup"),
+    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "dedup_tasks"),
     "tokenize": ("tokenizer", "bucket_edges", "val_fraction", "shard_size", "tasks"),
 }
 

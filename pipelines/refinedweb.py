@@ -78,8 +78,8 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
         head = [RefinedWebReader(join(out, RAW), doc_progress=True), *(f for _, f in filters)]
         if cfg.dedup != "none":
             candidates = dedup.folders(out)["candidates"]
-            stage("filter", [*head, filtered_writer(candidates), dedup.signature_step(out, cfg.dedup)])
-            for name, pipeline, tasks in dedup.find_stages(out, cfg.dedup):
+            stage("filter", [*head, filtered_writer(candidates), dedup.signature_step(out, cfg.dedup, cfg.dedup_tasks)])
+            for name, pipeline, tasks in dedup.find_stages(out, cfg.dedup, cfg.dedup_tasks):
                 stage(name, pipeline, tasks=tasks)
             removed = exclusion_writer(out, f"{cfg.dedup}_dedup")
             stage("dedup_filter", [*dedup.filter_steps(out, cfg.dedup, removed), filtered_writer(join(out, FILTERED))])
