@@ -3,13 +3,15 @@
 Invariant: every count in the manifest comes from what is on disk (merged MDS indexes) or from the
 stats of completed Datatrove tasks, and the two must agree; mixtures are computed exactly from the
 manifest's document counts (`shards.mixture`), so no document is copied to build stage 2.
-`--materialize N` additionally writes, per mixture, a physical MDS set of >= N tokens drawn
-deterministically (seeded) with the mixture's proportions, for consumers that cannot mix streams.
+`--materialize N` additionally writes, per mixture, a physical MDS set of about N tokens drawn
+deterministically (seeded) in the mixture's exact proportions, streaming (bounded memory), for
+consumers that cannot mix streams.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 
 import fsspec
@@ -53,38 +55,73 @@ def dedup_counts(cfg: JobConfig, logs: str) -> dict:
             "in": step.get("total"), "kept": step.get("forwarded"), "removed": step.get("dropped")}
 
 
-def materialize(out: str, name: str, items: list[dict], tokens: int, seed: int, dtype: str) -> dict:
-    """Draw whole documents (bucket by proportion, then uniformly without replacement inside it,
-    reshuffled when exhausted) until >= `tokens` tokens; write them as one MDS set."""
+INTERLEAVE_BLOCK = 1 << 16  # draws ordered at once: the order's memory, whatever the size
+
+
+def quotas(proportions: list[float], mean_tokens: list[float], tokens: int) -> list[int]:
+    """Documents to draw per bucket: the mixture's proportions of D documents (largest remainder),
+    D the fewest whose expected length (from the manifest's means) reaches `tokens`."""
+    expected = sum(p * m for p, m in zip(proportions, mean_tokens))
+    total = math.ceil(tokens / expected)
+    raw = [p * total for p in proportions]
+    counts = [math.floor(x) for x in raw]
+    for i in sorted(range(len(raw)), key=lambda i: counts[i] - raw[i])[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def draws(folder: str, quota: int, rng: np.random.Generator):
+    """A bucket's documents in stored order, each as often as drawn: all of them `quota // n`
+    times, plus `quota % n` chosen uniformly without replacement (a hypergeometric share per
+    shard, then which ones inside it). Each shard is decoded at most once; one at a time."""
+    shards = mds.read_index(folder)["shards"]
+    left = sum(s["samples"] for s in shards)
+    full, extra = divmod(quota, left)
+    for shard in shards:
+        n = shard["samples"]
+        k = int(rng.hypergeometric(n, left - n, extra)) if extra else 0
+        left, extra = left - n, extra - k
+        if full == 0 and k == 0:
+            continue
+        times = np.full(n, full, dtype=np.int64)
+        times[rng.choice(n, k, replace=False)] += 1
+        wanted = np.flatnonzero(times)
+        for i, sample in zip(wanted, mds.iter_samples(folder, shard, mds.read_shard(folder, shard), wanted)):
+            for _ in range(times[i]):
+                yield sample
+
+
+def materialize(out: str, name: str, items: list[dict], buckets_info: dict, tokens: int, seed: int,
+                dtype: str) -> dict:
+    """Mixture `items` written as one MDS set of about `tokens` tokens (the manifest records what
+    was written): per-bucket document counts exactly in the mixture's proportions, documents drawn
+    uniformly inside each bucket (repeated only when a bucket is drawn past its size), buckets
+    interleaved at random. Streams: memory holds one decoded shard per bucket, never a list of
+    documents. Deterministic from `seed`; readers shuffle as usual (StreamingDataset(shuffle=True))."""
     from streaming import MDSWriter
 
+    by_path = {b["path"]: b for b in buckets_info.values()}
+    items = [i for i in items if float(i["proportion"]) > 0]
+    means = [by_path[i["path"]]["tokens"] / by_path[i["path"]]["documents"] for i in items]
+    counts = quotas([float(i["proportion"]) for i in items], means, tokens)
     rng = np.random.default_rng(seed)
-    pools = []
-    for item in items:
-        folder = join(out, item["path"])
-        index = mds.read_index(folder)
-        docs = [(folder, shard, i) for shard in index["shards"] for i in range(shard["samples"])]
-        pools.append({"docs": docs, "order": [], "folder": folder})
-    probs = np.array([float(i["proportion"]) for i in items])
+    streams = [draws(join(out, i["path"]), n, rng) for i, n in zip(items, counts)]
+    left = np.array(counts, dtype=np.int64)
     target = join(out, MDS, MATERIALIZED, name)
     fs, path = fsspec.core.url_to_fs(target)
     if fs.exists(path):
         fs.rm(path, recursive=True)
-    cache: dict[int, list[dict]] = {}
-    written = documents = 0
+    written = 0
     with MDSWriter(out=target, columns=mds.columns(dtype), compression=mds.COMPRESSION, hashes=mds.HASHES) as w:
-        while written < tokens:
-            pool = pools[rng.choice(len(pools), p=probs / probs.sum())]
-            if not pool["order"]:
-                pool["order"] = list(rng.permutation(len(pool["docs"])))
-            folder, shard, i = pool["docs"][pool["order"].pop()]
-            if id(shard) not in cache:
-                cache = {id(shard): list(mds.iter_samples(folder, shard, mds.read_shard(folder, shard)))}
-            sample = cache[id(shard)][i]
-            w.write(sample)
-            written += int(sample["num_tokens"])
-            documents += 1
-    return {"path": f"{MDS}/{MATERIALIZED}/{name}", "tokens": written, "documents": documents, "seed": seed}
+        while left.sum():  # the bucket order, a block at a time: a uniform shuffle of the remaining draws
+            block = rng.multivariate_hypergeometric(left, min(int(left.sum()), INTERLEAVE_BLOCK))
+            left -= block
+            for b in rng.permutation(np.repeat(np.arange(len(block)), block)):
+                sample = next(streams[b])
+                w.write(sample)
+                written += int(sample["num_tokens"])
+    return {"path": f"{MDS}/{MATERIALIZED}/{name}", "tokens": written, "documents": int(sum(counts)), "seed": seed,
+            "per_bucket": {i["path"]: n for i, n in zip(items, counts)}}
 
 
 class BuildManifest(PipelineStep):
@@ -137,7 +174,8 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
             f.write(json.dumps(items, indent=2))
         mixtures[name] = {"path": f"{MIXTURES}/{name}.json", "proportions": {i["bucket"]: i["proportion"] for i in items}}
         if cfg.materialize:
-            mixtures[name]["materialized"] = materialize(out, name, items, cfg.materialize, cfg.seed, tok.dtype.name)
+            mixtures[name]["materialized"] = materialize(out, name, items, bucket_info, cfg.materialize, cfg.seed,
+                                                         tok.dtype.name)
     mixtures["stage2"]["choices"] = [
         {"min_tokens": t, "probability": p,
          "documents": sum(n for b, n in doc_counts.items() if b.lo >= t)} for t, p in cfg.stage2_choices

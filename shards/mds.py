@@ -76,8 +76,9 @@ def read_shard(folder: str, shard: dict) -> bytes:
         return f.read()
 
 
-def iter_samples(folder: str, shard: dict, stored: bytes):
-    """Decode every sample of one shard from its stored bytes (decompressing if needed)."""
+def iter_samples(folder: str, shard: dict, stored: bytes, indices=None):
+    """Decode the samples of one shard (all, or those at sorted `indices`) from its stored bytes
+    (decompressing if needed)."""
     import numpy as np
     from streaming.base.compression import decompress
     from streaming.base.format.mds.reader import MDSReader
@@ -86,5 +87,5 @@ def iter_samples(folder: str, shard: dict, stored: bytes):
     reader = MDSReader.from_json(folder, None, shard)
     n = int(np.frombuffer(raw, np.uint32, 1)[0])
     offsets = np.frombuffer(raw, np.uint32, n + 1, offset=4)
-    for begin, end in zip(offsets[:-1], offsets[1:]):
-        yield reader.decode_sample(raw[begin:end])
+    for i in range(n) if indices is None else indices:
+        yield reader.decode_sample(raw[offsets[i]:offsets[i + 1]])

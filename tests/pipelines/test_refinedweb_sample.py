@@ -137,6 +137,7 @@ def test_materialized_mixture(sample_output, tmp_path):
     got = read_bucket(Path(sample_output, info["path"]), tmp_path)
     assert sum(len(v) for v in got.values()) <= info["tokens"]  # repeats of a document collapse here
     assert info["documents"] >= len(got) > 0
+    assert sum(info["per_bucket"].values()) == info["documents"]
 
 
 def test_verify_passes_and_catches_a_flipped_byte(sample_output, tmp_path):
@@ -177,6 +178,7 @@ def test_materialize_is_deterministic_from_its_seed(sample_output, tmp_path):
     shutil.copytree(sample_output, out, ignore=shutil.ignore_patterns("materialized"))
     items = json.loads((out / "mixtures" / "stage2.json").read_text())
     path = out / "mds" / "materialized" / "stage2"
-    first = [materialize(str(out), "stage2", items, 5000, seed, "uint16") and mds.read_index(str(path))
+    buckets = manifest_io.read(str(out))["buckets"]
+    first = [materialize(str(out), "stage2", items, buckets, 5000, seed, "uint16") and mds.read_index(str(path))
              for seed in (7, 7, 8)]
     assert first[0] == first[1] != first[2]
