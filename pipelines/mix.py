@@ -22,7 +22,7 @@ from pipelines.stats import stage_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import manifest as manifest_io
 from shards import mds, mixture
-from shards.layout import MDS, MIXTURES, RAW, VALIDATION, buckets, join
+from shards.layout import MDS, MIXTURES, RAW, VALIDATION, buckets, join, join_within
 
 MATERIALIZED = "materialized"  # OUT/mds/materialized/<mixture>/
 
@@ -62,7 +62,7 @@ def materialize(out: str, name: str, items: list[dict], tokens: int, seed: int, 
     rng = np.random.default_rng(seed)
     pools = []
     for item in items:
-        folder = join(out, item["path"])
+        folder = join_within(out, item["path"], join(out, MIXTURES, f"{name}.json"))
         index = mds.read_index(folder)
         docs = [(folder, shard, i) for shard in index["shards"] for i in range(shard["samples"])]
         pools.append({"docs": docs, "order": [], "folder": folder})
