@@ -8,14 +8,16 @@ for (`--ray-address local` asks); when tasks can run on another node, the output
 completion markers are on storage every node sees (a URL such as s3://…), else the job refuses to
 start; a stage whose tasks did not all finish raises `StageFailed` (Datatrove's executor only logs
 a warning, and a stage depending on it would wait forever); no forwarded secret is written to a
-file (executor.json, Ray's logs) or printed.
+file (executor.json, Ray's logs) or printed; jobs sharing a cluster share no file on its nodes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import tempfile
 
 from datatrove.executor import LocalPipelineExecutor, RayPipelineExecutor
 from datatrove.executor.base import ExecutorJSONEncoder, PipelineExecutor
@@ -72,9 +74,16 @@ class RayExecutor(RayPipelineExecutor):
             json.dump(self, f, cls=RedactingEncoder, indent=indent)
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
-        """Datatrove's task with the job's `env`."""
+        """Datatrove's task with the job's `env`, in a temporary folder of its own on the node (removed
+        after): Datatrove logs to `{tempfile.gettempdir()}/ray_logs/…`, which every job would share."""
         os.environ.update(self.env)
-        return super()._run_for_rank(rank, local_rank, node_rank)
+        scratch = tempfile.mkdtemp(prefix="datatrove-task-")
+        tempfile.tempdir = scratch
+        try:
+            return super()._run_for_rank(rank, local_rank, node_rank)
+        finally:
+            tempfile.tempdir = None
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def run(self):
         if not self.skip_completed and self.logging_dir.exists("completions"):
