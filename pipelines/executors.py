@@ -7,16 +7,20 @@ Invariants of the Ray path: the job joins a running cluster and never starts one
 for (`--ray-address local` asks); when tasks can run on another node, the output and Datatrove's
 completion markers are on storage every node sees (a URL such as s3://…), else the job refuses to
 start; a stage whose tasks did not all finish raises `StageFailed` (Datatrove's executor only logs
-a warning, and a stage depending on it would wait forever).
+a warning, and a stage depending on it would wait forever); no forwarded secret is written to a
+file (executor.json, Ray's logs) or printed; jobs sharing a cluster share no file on its nodes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import tempfile
 
 from datatrove.executor import LocalPipelineExecutor, RayPipelineExecutor
-from datatrove.executor.base import PipelineExecutor
+from datatrove.executor.base import ExecutorJSONEncoder, PipelineExecutor
 from datatrove.io import file_is_local
 
 from pipelines.config import JobConfig
@@ -28,6 +32,10 @@ FORWARDED_ENV = (
     "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE", "HF_TOKEN", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM",
 )
 FORWARDED_PREFIX = "FSSPEC_"  # fsspec's per-protocol options, e.g. FSSPEC_S3_ENDPOINT_URL
+# The forwarded variables whose values executor.json may show; any other may be a secret.
+PUBLIC_ENV = ("AWS_ENDPOINT_URL", "S3_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE",
+              "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")
+REDACTED = "<redacted>"
 
 
 class StageFailed(RuntimeError):
@@ -38,11 +46,44 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_PREFIX)}
 
 
+class RedactingEncoder(ExecutorJSONEncoder):
+    """Datatrove's executor.json encoder, with the values of forwarded secrets replaced."""
+
+    def default(self, o):
+        data = super().default(o)
+        if isinstance(o, RayExecutor):
+            data["env"] = {k: v if k in PUBLIC_ENV else REDACTED for k, v in o.env.items()}
+        return data
+
+
 class RayExecutor(RayPipelineExecutor):
-    """Datatrove's Ray executor that raises `StageFailed` when a task did not finish."""
+    """Datatrove's Ray executor that raises `StageFailed` when a task did not finish.
+
+    `env` is set in each task's process: it travels inside the pickled executor, not in Ray's
+    runtime_env, which Ray writes to its logs and shows on the dashboard."""
+
+    def __init__(self, *args, env: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.env = dict(env or {})
 
     def __repr__(self) -> str:  # how Datatrove names a stage in "Launching dependency job …"
         return f"ray stage {self.logging_dir.resolve_paths('')}"
+
+    def save_executor_as_json(self, indent: int = 4):
+        with self.logging_dir.open("executor.json", "w") as f:
+            json.dump(self, f, cls=RedactingEncoder, indent=indent)
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        """Datatrove's task with the job's `env`, in a temporary folder of its own on the node (removed
+        after): Datatrove logs to `{tempfile.gettempdir()}/ray_logs/…`, which every job would share."""
+        os.environ.update(self.env)
+        scratch = tempfile.mkdtemp(prefix="datatrove-task-")
+        tempfile.tempdir = scratch
+        try:
+            return super()._run_for_rank(rank, local_rank, node_rank)
+        finally:
+            tempfile.tempdir = None
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def run(self):
         if not self.skip_completed and self.logging_dir.exists("completions"):
@@ -83,7 +124,7 @@ def make_executor(cfg: JobConfig, pipeline: list, *, logging_dir: str, tasks: in
     if cfg.executor == "local":
         return LocalPipelineExecutor(pipeline, **common)
     return RayExecutor(pipeline, cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb,
-                       ray_remote_kwargs={"runtime_env": {"env_vars": forwarded_env()}}, **common)
+                       env=forwarded_env(), **common)
 
 
 def connect_ray(address: str | None, shared_paths: dict[str, str]) -> None:

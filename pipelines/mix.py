@@ -25,7 +25,7 @@ from pipelines.stats import stage_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import manifest as manifest_io
 from shards import mds, mixture
-from shards.layout import MATERIALIZED, MDS, MIXTURES, RAW, VALIDATION, buckets, join
+from shards.layout import MATERIALIZED, MDS, MIXTURES, RAW, VALIDATION, buckets, join, join_within
 
 
 def histogram(counters: dict[str, float], prefix: str) -> dict:
@@ -105,7 +105,8 @@ def materialize(out: str, name: str, items: list[dict], buckets_info: dict, toke
     means = [by_path[i["path"]]["tokens"] / by_path[i["path"]]["documents"] for i in items]
     counts = quotas([float(i["proportion"]) for i in items], means, tokens)
     rng = np.random.default_rng(seed)
-    streams = [draws(join(out, i["path"]), n, rng) for i, n in zip(items, counts)]
+    mixture_file = join(out, MIXTURES, f"{name}.json")
+    streams = [draws(join_within(out, i["path"], mixture_file), n, rng) for i, n in zip(items, counts)]
     left = np.array(counts, dtype=np.int64)
     target = join(out, MDS, MATERIALIZED, name)
     fs, path = fsspec.core.url_to_fs(target)

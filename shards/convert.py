@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from shards import manifest as manifest_io
 from shards import mds
-from shards.layout import CONVERSION, FILTERED, join
+from shards.layout import CONVERSION, FILTERED, MANIFEST, join, join_within
 
 FORMATS = ("llm-foundry", "modernbert", "hf", "text")
 HF_ROWS_PER_FILE = 50_000
@@ -37,8 +37,9 @@ TEXT_ROWS_PER_FILE = 100_000
 
 def split_folders(root: str, manifest: dict) -> dict[str, list[str]]:
     """Split name → the MDS folders it reads, in order."""
-    return {"train": [join(root, b["path"]) for b in manifest["buckets"].values() if b["documents"]],
-            "val": [join(root, manifest["validation"]["path"])] if manifest["validation"]["documents"] else []}
+    where, val = join(root, MANIFEST), manifest["validation"]
+    return {"train": [join_within(root, b["path"], where) for b in manifest["buckets"].values() if b["documents"]],
+            "val": [join_within(root, val["path"], where)] if val["documents"] else []}
 
 
 def documents(folders: list[str], progress: tqdm) -> Iterator[dict]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def join(root: str | Path, *parts: str) -> str:
     if "://" in root:
         return posixpath.join(root, *parts)
     return str(Path(root, *parts))
+
+
+def join_within(root: str | Path, rel: str, where: str) -> str:
+    """`join(root, rel)` for a path read from a file (`where`: a manifest, mixture or index.json),
+    refused unless it stays under `root`: whoever can write OUT must not make us read elsewhere."""
+    absolute = not isinstance(rel, str) or "://" in rel or re.match(r"[/\\]|[A-Za-z]:", rel)
+    if absolute or ".." in re.split(r"[/\\]", rel):
+        raise ValueError(f"{where}: path {rel!r} leaves {root}: paths in it must be relative, without '..'; "
+                         "it was not written by this pipeline (or was edited): regenerate it, or do not read it")
+    return join(root, rel)
 
 
 @dataclass(frozen=True)

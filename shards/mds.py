@@ -12,15 +12,26 @@ import json
 
 import fsspec
 
-from shards.layout import join
+from shards.layout import join, join_within
 
 INDEX = "index.json"
 HASHES = ["sha1", "xxh64"]  # sorted, as streaming requires; verify re-computes every one
 COMPRESSION = "zstd"
+TOKEN_DTYPES = ("uint16", "uint32")  # what `pipelines.tokenizer` stores ids as
 
 
 def columns(dtype: str) -> dict[str, str]:
     return {"input_ids": f"ndarray:{dtype}", "id": "str", "num_tokens": "int"}
+
+
+def check_columns(folder: str, shard: dict) -> None:
+    """Refuse a shard whose columns are not exactly the ones our writer produces: other MDS encodings
+    (`pkl`, `json` objects, …) run or build arbitrary objects while decoding, before any check."""
+    declared = dict(zip(shard.get("column_names", []), shard.get("column_encodings", [])))
+    if declared not in [columns(dtype) for dtype in TOKEN_DTYPES]:
+        raise ValueError(f"{join(folder, INDEX)}: shard {stored_file(shard)['basename']} declares columns {declared}, "
+                         f"not {columns('uint16')} (or uint32 ids) as this pipeline writes; refusing to decode it. "
+                         "This index.json was not written by this pipeline (or was edited): regenerate the output")
 
 
 def task_folder(folder: str, task: int) -> str:
@@ -72,17 +83,18 @@ def summary(index: dict) -> tuple[int, int]:
 
 def read_shard(folder: str, shard: dict) -> bytes:
     """The shard's stored bytes, as on disk (hash these)."""
-    with fsspec.open(join(folder, stored_file(shard)["basename"]), "rb") as f:
+    with fsspec.open(join_within(folder, stored_file(shard)["basename"], join(folder, INDEX)), "rb") as f:
         return f.read()
 
 
 def iter_samples(folder: str, shard: dict, stored: bytes, indices=None):
     """Decode the samples of one shard (all, or those at sorted `indices`) from its stored bytes
-    (decompressing if needed)."""
+    (decompressing if needed); only our columns."""
     import numpy as np
     from streaming.base.compression import decompress
     from streaming.base.format.mds.reader import MDSReader
 
+    check_columns(folder, shard)
     raw = decompress(shard.get("compression"), stored) if shard.get("zip_data") else stored
     reader = MDSReader.from_json(folder, None, shard)
     n = int(np.frombuffer(raw, np.uint32, 1)[0])

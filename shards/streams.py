@@ -7,7 +7,7 @@ from streaming import Stream
 
 from shards import mixture as mixture_math
 from shards import manifest as manifest_io
-from shards.layout import MIXTURES, join
+from shards.layout import MANIFEST, MIXTURES, join, join_within
 
 
 def _is_remote(path: str) -> bool:
@@ -31,18 +31,20 @@ def read_mixture(root: str, mixture: str) -> list[dict]:
         ) from None
 
 
-def _stream(root: str, rel: str, cache_dir: str | None, proportion: float | None) -> Stream:
+def _stream(root: str, rel: str, cache_dir: str | None, proportion: float | None, where: str) -> Stream:
+    """`where`: the file `rel` was read from."""
+    folder = join_within(root, rel, where)
     if _is_remote(root):
         if cache_dir is None:
             raise ValueError(f"{root} is remote: pass a local cache_dir to stream it into")
-        return Stream(remote=join(root, rel), local=join(cache_dir, rel), proportion=proportion)
-    return Stream(local=join(root, rel), proportion=proportion)
+        return Stream(remote=folder, local=join(cache_dir, rel), proportion=proportion)
+    return Stream(local=folder, proportion=proportion)
 
 
 def mixture_streams(root: str, mixture: str = "stage1", cache_dir: str | None = None) -> list[Stream]:
     """One Stream per bucket of the mixture, with its document proportion."""
     return [
-        _stream(root, item["path"], cache_dir, float(item["proportion"]))
+        _stream(root, item["path"], cache_dir, float(item["proportion"]), mixture_file(root, mixture))
         for item in read_mixture(root, mixture)
     ]
 
@@ -52,4 +54,4 @@ def validation_streams(root: str, cache_dir: str | None = None) -> list[Stream]:
     val = manifest_io.read(root)["validation"]
     if not val["documents"]:
         raise ValueError(f"{root}: the validation split is empty; rerun `tokenize` with a larger --val-fraction")
-    return [_stream(root, val["path"], cache_dir, None)]
+    return [_stream(root, val["path"], cache_dir, None, join(root, MANIFEST))]

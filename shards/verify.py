@@ -15,7 +15,7 @@ from streaming.base.hashing import get_hash
 
 from shards import manifest as manifest_io
 from shards import mds
-from shards.layout import join
+from shards.layout import MANIFEST, join, join_within
 
 
 @dataclass
@@ -35,12 +35,12 @@ def _check_hashes(where: str, data: bytes, info: dict) -> None:
 
 
 def verify_section(root: str, name: str, section: dict, special: dict, lo: int = 0, hi: int | None = None) -> Checked:
-    folder = join(root, section["path"])
+    folder = join_within(root, section["path"], join(root, MANIFEST))
     index = mds.read_index(folder)
     got = Checked()
     for shard in index["shards"]:
         stored_info = mds.stored_file(shard)
-        where = join(folder, stored_info["basename"])
+        where = join_within(folder, stored_info["basename"], join(folder, mds.INDEX))
         stored = mds.read_shard(folder, shard)
         _check_hashes(where, stored, stored_info)
         if shard.get("zip_data"):
