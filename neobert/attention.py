@@ -122,6 +122,8 @@ class PackedDocs:
         else:
             assert_boundaries_async(cu_seqlens, max_seqlen, num_tokens)
         cu_seqlens = cu_seqlens.to(device, non_blocking=True)
+        if not torch.compiler.is_compiling():  # a new document count must not recompile a compiled block
+            torch._dynamo.maybe_mark_dynamic(cu_seqlens, 0)
         return cls(cu_seqlens, int(max_seqlen), backend, lengths if backend == "sdpa" else None)
 
     def attend(self, q_THD: torch.Tensor, k_THD: torch.Tensor, v_THD: torch.Tensor) -> torch.Tensor:
