@@ -50,8 +50,8 @@ def static_batch(batch: dict, num_tokens: int, max_seqlen: int, pad_token_id: in
     out = dict(batch, max_seqlen=max_seqlen)
     out["input_ids"] = torch.cat([ids, ids.new_full((pad,), pad_token_id)])
     out["cu_seqlens"] = torch.cat([cu, (tokens + torch.tensor(pad_lengths, dtype=torch.int64).cumsum(0)).to(cu)])
-    out["position_ids"] = torch.cat([batch["position_ids"], *(torch.arange(n) for n in pad_lengths)]
-                                    ).to(batch["position_ids"])
+    positions = batch["position_ids"]
+    out["position_ids"] = torch.cat([positions, *(torch.arange(n).to(positions) for n in pad_lengths)])
     if batch.get("labels") is not None:
         out["labels"] = torch.cat([batch["labels"], batch["labels"].new_full((pad,), IGNORE_INDEX)])
     return out
