@@ -27,7 +27,7 @@ Implementations; each of ours adds one lever to the row above, so its gain is th
 
 Columns: real (non-padding) tokens/s; MFU = useful FLOP/s over the bf16 matmul ceiling measured
 here (8192^3 products; useful = real tokens' matmuls, attention within documents, decoder on
-masked tokens); peak memory allocated; GPU idle = share of the timed wall time with no step on
+masked tokens); peak memory allocated (the ~3 GB of weights of all three models included); GPU idle = share of the timed wall time with no step on
 the GPU (input starvation; launch gaps inside a step lower MFU instead); predicted tokens/s
 (PREDICTED, written before the first GPU run) against measured.
 
@@ -295,7 +295,7 @@ class Result:
     pad: float | None = None
 
 
-def measure(step, items, warmup: int, steps: int, device: str, flops) -> dict:
+def measure(step, items, flops, warmup: int, steps: int, device: str) -> dict:
     """Run `warmup + steps` steps; real tokens/s, FLOP/s, padding share, peak GiB and GPU idle share
     (gaps between the CUDA events that bracket each timed step) over the timed ones."""
     cuda = device == "cuda"
@@ -483,8 +483,7 @@ def main(argv: list[str] | None = None) -> None:
             compiled.config.activation_checkpointing = ckpt
             compiled.config.attention_backend = "flash_attn" if impl == "flash_attn" else backend
             try:
-                step, batches, flops = make()
-                m = measure(step, batches, args.warmup, args.steps, device, flops)
+                m = measure(*make(), args.warmup, args.steps, device)
                 result.tok_s, result.mfu, result.peak_gib, result.idle, result.pad = (
                     m["tok_s"], m["flop_s"] / ceiling, m["peak_gib"], m["idle"], m["pad"])
             except torch.OutOfMemoryError:

@@ -14,6 +14,7 @@ Boundaries are prepared once per forward (`PackedDocs`) and shared by every laye
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +99,7 @@ class PackedDocs:
     max_seqlen: int
     backend: str
     lengths: tuple[int, ...] | None = None  # host copy, only the `sdpa` path needs it
+    kernel: Callable | None = None  # the varlen function, looked up here so compiled blocks never trace the lookup
 
     @classmethod
     def prepare(cls, cu_seqlens: torch.Tensor, max_seqlen: int, num_tokens: int, backend: str,
@@ -124,7 +126,8 @@ class PackedDocs:
         cu_seqlens = cu_seqlens.to(device, non_blocking=True)
         if not torch.compiler.is_compiling():  # a new document count must not recompile a compiled block
             torch._dynamo.maybe_mark_dynamic(cu_seqlens, 0)
-        return cls(cu_seqlens, int(max_seqlen), backend, lengths if backend == "sdpa" else None)
+        kernel = _flash_attn_varlen() if backend == "flash_attn" else _torch_varlen() if backend == "torch_varlen" else None
+        return cls(cu_seqlens, int(max_seqlen), backend, lengths if backend == "sdpa" else None, kernel)
 
     def attend(self, q_THD: torch.Tensor, k_THD: torch.Tensor, v_THD: torch.Tensor) -> torch.Tensor:
         """softmax(q kᵀ / √d) v within each document; inputs and output are (tokens, heads, head_dim)."""
@@ -142,9 +145,9 @@ class PackedDocs:
             )
         args = (q_THD, k_THD, v_THD.contiguous(), self.cu_seqlens, self.cu_seqlens, self.max_seqlen, self.max_seqlen)
         if self.backend == "flash_attn":
-            return _flash_attn_varlen()(*args, dropout_p=0.0, causal=False)
+            return self.kernel(*args, dropout_p=0.0, causal=False)
         assert self.backend == "torch_varlen", self.backend
-        return _torch_varlen()(*args)  # older torch releases take other keywords: positional only
+        return self.kernel(*args)  # older torch releases take other keywords: positional only
 
 
 @dataclass(frozen=True)
