@@ -18,24 +18,27 @@ Implementations; each of ours adds one lever to the row above, so its gain is th
   packed       ours: documents back to back (greedy token budget, none cut, as `shards.packing`),
                document-masked varlen attention, decoder on masked positions only, eager
   +fused       AdamW(fused=True)
-  +compile     `neobert.compiled.compile_blocks`: inductor fuses RMSNorm, RoPE, SwiGLU, residuals
-  +static      `neobert.compiled.static_batch`: one token count and max_seqlen per stage
-  +ckpt x2     activation checkpointing at twice the tokens per micro-batch (pays only if memory binds)
-  loader       +static fed by the real input path from MDS shards (see below), one DataLoader
-               worker, pinned memory, prefetch 4: the GPU idle column says whether it starves
+  +compile     `neobert.compiled.compile_blocks`: inductor fuses RMSNorm, RoPE, SwiGLU, residuals;
+               stage1 only (new token counts and max_seqlen values recompile, which costs budget)
+  +static      +compile on `neobert.compiled.static_batch` batches: one token count and max_seqlen
+  +ckpt x2     +static with activation checkpointing at twice the tokens (pays only if memory binds)
+  loader       +static fed by the real input path from MDS shards (below), one DataLoader worker
+               (the trainer's), pinned memory, prefetch 4: GPU idle says whether the GPU starves
   flash_attn   +static through the `flash_attn` package, when installed
 
-Columns: real (non-padding) tokens/s; MFU = useful FLOP/s over the bf16 matmul ceiling measured
-here (8192^3 products; useful = real tokens' matmuls, attention within documents, decoder on
-masked tokens); peak memory allocated (the ~3 GB of weights of all three models included); GPU idle = share of the timed wall time with no step on
-the GPU (input starvation; launch gaps inside a step lower MFU instead); predicted tokens/s
-(PREDICTED, written before the first GPU run) against measured.
+Inference rows have no optimizer: packed is eager, +static compiled. Columns: real (non-padding)
+tokens/s; MFU = useful FLOP/s over the bf16 matmul ceiling measured here (8192^3 products; useful =
+real tokens' matmuls, attention within documents, decoder on masked tokens); peak memory allocated
+(the ~3 GB of weights of all three models included); GPU idle = share of the timed wall time with
+no step on the GPU (input starvation; launch gaps inside a step lower MFU instead); predicted
+tokens/s (PREDICTED, written before the first GPU run) against measured.
 
 The real loader: the GPU machine has no mosaicml-streaming, whose dependencies pin transformers<5
 and numpy<2.2 against that machine's 5.x and 2.5 and pull about fifteen more packages. So
 `MDSBatches` reads the MDS shards' files itself (numpy, plus the one-file `zstd` wheel that
 `benchmarks/gpu_carry.sh` fetches into `.whl/`) and feeds them through the trainer's own
-windows -> packing -> masking functions; streaming's sampler and shard cache are not measured.
+windows -> packing -> masking functions, over all training buckets in a shuffled shard order (not
+the stage mixture); streaming's sampler and shard cache are not measured.
 A total time budget (`--budget-s`) skips rows whose estimated cost no longer fits, in priority
 order, so one call stays inside its limit; skipped rows are listed.
 """
@@ -76,7 +79,8 @@ PREDICTED = {
     ("infer", "published"): 250e3, ("infer", "modernbert"): 344e3, ("infer", "packed"): 420e3,
     ("infer", "+compile"): 600e3, ("infer", "+static"): 620e3,
 }
-IMPLEMENTATIONS = ("published", "modernbert", "packed", "+fused", "+compile", "+static", "+ckpt x2", "loader", "flash_attn")
+IMPLEMENTATIONS = ("published", "modernbert", "packed", "+fused", "+compile", "+static", "+ckpt x2", "loader",
+                   "flash_attn")
 GOALS = {"stage1": 300e3, "stage2": 200e3, "infer": 600e3}
 NEOBERT_CLAIM = 1.467  # the paper: 46.7 % faster than ModernBERT at 4096
 # ModernBERT-base's config.json (answerdotai/ModernBERT-base), written out: no hub on the GPU machine.
@@ -223,7 +227,8 @@ def write_smoke_mds(root: Path, vocab_size: int = 30522) -> None:
     g = np.random.default_rng(0)
     specials = {"pad": 0, "cls": 101, "sep": 102, "mask": 103, "unk": 100}
     (root / "mds").mkdir(parents=True)
-    (root / "manifest.json").write_text(json.dumps({"tokenizer": {"special_tokens": specials, "vocab_size": vocab_size}}))
+    manifest = {"tokenizer": {"special_tokens": specials, "vocab_size": vocab_size}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
     with MDSWriter(out=str(root / "mds" / "lt1024"), columns={"input_ids": "ndarray:uint16", "id": "str",
                                                               "num_tokens": "int"}, compression="zstd") as w:
         for i in range(200):
@@ -293,6 +298,7 @@ class Result:
     peak_gib: float | None = None
     idle: float | None = None
     pad: float | None = None
+    seconds: float | None = None  # the row's wall time, compiles included
 
 
 def measure(step, items, flops, warmup: int, steps: int, device: str) -> dict:
@@ -406,7 +412,6 @@ def main(argv: list[str] | None = None) -> None:
         return step
 
     ours_loss = lambda m, b: m(**b).loss  # noqa: E731
-    ours_hidden = lambda b: compiled.model(b["input_ids"], b["cu_seqlens"], b["max_seqlen"], b["position_ids"])  # noqa: E731
 
     def published_loss(m, b):
         logits = m.decoder(m.model(b["input_ids"], attention_mask=b["attention_mask"])).float()
@@ -421,42 +426,57 @@ def main(argv: list[str] | None = None) -> None:
             yield Item({k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in b.items()},
                        docs, masked)
 
-    neo_train = lambda d, m: neobert_flops(config, d, m, True)  # noqa: E731
-    neo_infer = lambda d, m: neobert_flops(config, d, m, False)  # noqa: E731
-    mb_config = modernbert.config if modernbert is not None else None
+    def ours(model, setting: str, kind: str, fused: bool = True, tokens: int = args.tokens):
+        """A training row of ours: `kind` is packed, static or loader."""
+        batches = loader_items(setting) if kind == "loader" else items(setting, kind, tokens)
+        return train(model, ours_loss, fused), batches, lambda d, m: neobert_flops(config, d, m, True)
+
+    def ours_infer(model, kind: str):
+        hidden = lambda b: model.model(b["input_ids"], b["cu_seqlens"], b["max_seqlen"], b["position_ids"])  # noqa: E731
+        return infer(hidden), items("infer", kind, args.tokens), lambda d, m: neobert_flops(config, d, m, False)
+
+    def published(setting: str):
+        if setting == "infer":
+            step = infer(lambda b: eager.model(b["input_ids"], attention_mask=b["attention_mask"]))
+        else:
+            step = train(eager, published_loss, False)
+        return step, items(setting, "padded", args.tokens), lambda d, m: neobert_flops(config, d, m, setting != "infer")
+
+    def hf_modernbert(setting: str):
+        if setting == "infer":
+            step = infer(lambda b: modernbert.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]))
+        else:
+            step = train(modernbert, lambda m, b: m(**b).loss, False)
+        flops = lambda d, m: modernbert_flops(modernbert.config, d, m, setting != "infer")  # noqa: E731
+        return step, items(setting, "padded", args.tokens), flops
+
     if smoke and not args.mds:
         args.mds = tempfile.mkdtemp(prefix="gpu_train_mds_")
         write_smoke_mds(Path(args.mds))
-    first = 120 if not smoke else 30  # estimated seconds of a row that compiles; eager rows: 20
-    # (setting, implementation, estimated seconds, how to run it -> (step, items, flops)), in priority order
+    first = 120 if not smoke else 30  # estimated seconds of a row that compiles
+    # (setting, implementation, estimated seconds, what to run), in priority order
     plan = [
-        ("stage1", "published", 20, lambda: (train(eager, published_loss, False), items("stage1", "padded", args.tokens), neo_train)),
-        ("stage1", "packed", 20, lambda: (train(eager, ours_loss, False), items("stage1", "packed", args.tokens), neo_train)),
-        ("stage1", "+fused", 20, lambda: (train(eager, ours_loss, True), items("stage1", "packed", args.tokens), neo_train)),
-        ("stage1", "+static", first, lambda: (train(compiled, ours_loss, True), items("stage1", "static", args.tokens), neo_train)),
-        ("stage2", "+static", first, lambda: (train(compiled, ours_loss, True), items("stage2", "static", args.tokens), neo_train)),
-        ("infer", "+static", first, lambda: (infer(ours_hidden), items("infer", "static", args.tokens), neo_infer)),
-        ("stage1", "modernbert", 25, lambda: (train(modernbert, lambda m, b: m(**b).loss, False), items("stage1", "padded", args.tokens),
-                                              lambda d, m: modernbert_flops(mb_config, d, m, True))),
-        ("stage2", "modernbert", 25, lambda: (train(modernbert, lambda m, b: m(**b).loss, False), items("stage2", "padded", args.tokens),
-                                              lambda d, m: modernbert_flops(mb_config, d, m, True))),
-        ("infer", "modernbert", 20, lambda: (infer(lambda b: modernbert.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])),
-                                             items("infer", "padded", args.tokens), lambda d, m: modernbert_flops(mb_config, d, m, False))),
-        ("stage2", "published", 25, lambda: (train(eager, published_loss, False), items("stage2", "padded", args.tokens), neo_train)),
-        ("infer", "published", 20, lambda: (infer(lambda b: eager.model(b["input_ids"], attention_mask=b["attention_mask"])),
-                                            items("infer", "padded", args.tokens), neo_infer)),
-        ("stage2", "packed", 20, lambda: (train(eager, ours_loss, False), items("stage2", "packed", args.tokens), neo_train)),
-        ("infer", "packed", 15, lambda: (infer(lambda b: eager.model(b["input_ids"], b["cu_seqlens"], b["max_seqlen"], b["position_ids"])),
-                                         items("infer", "packed", args.tokens), neo_infer)),
-        ("stage1", "loader", 40, lambda: (train(compiled, ours_loss, True), loader_items("stage1"), neo_train)),
-        ("stage2", "loader", 40, lambda: (train(compiled, ours_loss, True), loader_items("stage2"), neo_train)),
-        ("stage1", "+compile", first, lambda: (train(compiled, ours_loss, True), items("stage1", "packed", args.tokens), neo_train)),
-        ("stage2", "+ckpt x2", first, lambda: (train(compiled, ours_loss, True), items("stage2", "static", 2 * args.tokens), neo_train)),
-        ("stage2", "+fused", 20, lambda: (train(eager, ours_loss, True), items("stage2", "packed", args.tokens), neo_train)),
+        ("stage1", "published", 20, lambda: published("stage1")),
+        ("stage1", "packed", 20, lambda: ours(eager, "stage1", "packed", fused=False)),
+        ("stage1", "+fused", 20, lambda: ours(eager, "stage1", "packed")),
+        ("stage1", "+static", first, lambda: ours(compiled, "stage1", "static")),
+        ("stage2", "+static", first, lambda: ours(compiled, "stage2", "static")),
+        ("infer", "+static", first, lambda: ours_infer(compiled, "static")),
+        ("stage1", "modernbert", 25, lambda: hf_modernbert("stage1")),
+        ("stage2", "modernbert", 25, lambda: hf_modernbert("stage2")),
+        ("infer", "modernbert", 20, lambda: hf_modernbert("infer")),
+        ("stage2", "published", 25, lambda: published("stage2")),
+        ("infer", "published", 20, lambda: published("infer")),
+        ("stage2", "packed", 20, lambda: ours(eager, "stage2", "packed", fused=False)),
+        ("infer", "packed", 15, lambda: ours_infer(eager, "packed")),
+        ("stage1", "loader", 40, lambda: ours(compiled, "stage1", "loader")),
+        ("stage2", "loader", 40, lambda: ours(compiled, "stage2", "loader")),
+        ("stage1", "+compile", first, lambda: ours(compiled, "stage1", "packed")),
+        ("stage2", "+ckpt x2", first, lambda: ours(compiled, "stage2", "static", tokens=2 * args.tokens)),
+        ("stage2", "+fused", 20, lambda: ours(eager, "stage2", "packed")),
     ]
     if "flash_attn" in varlen and backend != "flash_attn":
-        plan.append(("stage1", "flash_attn", first,
-                     lambda: (train(compiled, ours_loss, True), items("stage1", "static", args.tokens), neo_train)))
+        plan.append(("stage1", "flash_attn", first, lambda: ours(compiled, "stage1", "static")))
 
     parity_batch = items("stage1", "static", args.tokens)[0].batch
     try:
@@ -468,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         compile_blocks(compiled, backend=args.compile_backend, fullgraph=False)
         print(compile_parity(eager, compiled, parity_batch, autocast))
     print(f"\n{'setting':<8}{'implementation':<16}{'real tok/s':>12}{'MFU':>7}{'peak GiB':>10}{'GPU idle':>10}{'pad':>6}"
-          f"{'predicted':>11}{'meas/pred':>11}  note")
+          f"{'predicted':>11}{'meas/pred':>11}{'row s':>7}  note")
     for setting, impl, cost, make in plan:
         result = Result(setting, impl)
         left = args.budget_s - (time.perf_counter() - started)
@@ -482,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
             ckpt = impl == "+ckpt x2"
             compiled.config.activation_checkpointing = ckpt
             compiled.config.attention_backend = "flash_attn" if impl == "flash_attn" else backend
+            row_started = time.perf_counter()
             try:
                 m = measure(*make(), args.warmup, args.steps, device)
                 result.tok_s, result.mfu, result.peak_gib, result.idle, result.pad = (
@@ -491,6 +512,7 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as e:  # one broken row must not cost the table
                 result.note = f"error: {type(e).__name__}: {first_line(e)}"
             finally:
+                result.seconds = time.perf_counter() - row_started
                 compiled.config.activation_checkpointing = False
                 for model in (eager, compiled, modernbert):
                     if model is not None:
@@ -533,7 +555,7 @@ def row(r: Result) -> str:
     pred = PREDICTED.get((r.setting, r.impl))
     ratio = f"{r.tok_s / pred:.2f}" if r.tok_s and pred else "-"
     return (f"{r.setting:<8}{r.impl:<16}{fmt(r.tok_s, ',.0f'):>12}{fmt(r.mfu, '.1%'):>7}{fmt(r.peak_gib, '.1f'):>10}"
-            f"{fmt(r.idle, '.1%'):>10}{fmt(r.pad, '.0%'):>6}{fmt(pred, ',.0f'):>11}{ratio:>11}  {r.note}")
+            f"{fmt(r.idle, '.1%'):>10}{fmt(r.pad, '.0%'):>6}{fmt(pred, ',.0f'):>11}{ratio:>11}{fmt(r.seconds, '.0f'):>7}  {r.note}")
 
 
 def verdicts(results: list[Result]) -> list[str]:
