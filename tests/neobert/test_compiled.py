@@ -1,14 +1,18 @@
 """The speed levers keep the outputs: compiled blocks equal eager ones (forward and gradients),
 a static batch gives real tokens the same hidden states and the same loss, and static batches of
-different real lengths share one shape (so the compiled varlen block compiles once per stage)."""
+different real lengths share one shape, and the compiled varlen block (traced on fake CUDA tensors)
+is one full graph that such batches reuse."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from neobert import NeoBERTConfig, NeoBERTLMHead
+from neobert.attention import PackedDocs, _torch_varlen
 from neobert.compiled import compile_blocks, static_batch
+from neobert.model import EncoderBlock, rope_angles
 
 
 def labelled(batch: dict, every: int = 3) -> dict:
@@ -63,3 +67,36 @@ def test_static_batches_share_one_shape(random_docs, packer):
                         for docs in (random_docs, shorter, random_docs[:1]))}
     assert len(shapes) == 1
     assert len({packer(docs)["input_ids"].shape for docs in (random_docs, shorter, random_docs[:1])}) == 3
+
+
+@pytest.mark.skipif(_torch_varlen() is None or not torch.backends.cuda.is_built(),
+                    reason="needs torch.nn.attention.varlen and a CUDA build of torch (no GPU needed)")
+def test_compiled_varlen_block_is_one_graph_per_stage():
+    """Traced on fake CUDA tensors (no GPU): the varlen block compiles to one full graph, which
+    static batches with new document counts reuse; a new max_seqlen recompiles once, then no more."""
+    torch._dynamo.reset()  # graphs other tests compiled for EncoderBlock.forward must not count
+    graphs = []
+
+    def backend(gm, example_inputs):  # records each graph; runs it on fake tensors
+        graphs.append(gm)
+        return gm.forward
+
+    config = NeoBERTConfig.tiny()
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.device("cuda"):
+        torch.set_default_dtype(torch.bfloat16)  # fake parameters cannot be cast after creation
+        try:
+            block = EncoderBlock(config)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        block.compile(fullgraph=True, backend=backend)
+        x = torch.randn(64, config.hidden_size, dtype=torch.bfloat16)
+        cos, sin = rope_angles(torch.arange(64), config.dim_head)
+
+        def run(bounds: list[int], max_seqlen: int) -> int:
+            cu = torch.tensor(bounds, dtype=torch.int32)
+            block(x, cos, sin, PackedDocs.prepare(cu, max_seqlen, 64, "torch_varlen", "cuda"))
+            return len(graphs)
+
+        assert [run(b, 64) for b in ([0, 30, 64], [0, 10, 30, 64], [0, 5, 10, 30, 64])] == [1, 1, 1]
+        assert [run(b, m) for b, m in (([0, 30, 64], 34), ([0, 10, 64], 54), ([0, 1, 64], 63))] == [2, 2, 2]
+    assert all(any("varlen" in str(n.target) for n in g.graph.nodes) for g in graphs)  # attention inside the graph
