@@ -18,9 +18,9 @@ mds=()
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)"
 } 2>&1 | tee "$OUT/card.txt"
-timeout 110 python3 benchmarks/gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.txt"
+timeout 90 python3 benchmarks/gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.txt"
 parity=${PIPESTATUS[0]}
-timeout 390 python3 benchmarks/gpu_train.py --budget-s 320 "${mds[@]}" 2>&1 | tee "$OUT/gpu_train.txt"
+timeout 370 python3 benchmarks/gpu_train.py --budget-s 300 "${mds[@]}" 2>&1 | tee "$OUT/gpu_train.txt"
 train=${PIPESTATUS[0]}
 echo "gpu_parity exit $parity, gpu_train exit $train"
 exit $((parity || train))
