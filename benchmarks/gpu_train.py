@@ -26,12 +26,16 @@ Implementations; each of ours adds one lever to the row above, so its gain is th
                (the trainer's), pinned memory, prefetch 4: GPU idle says whether the GPU starves
   flash_attn   +static through the `flash_attn` package, when installed
 
-Inference rows have no optimizer: packed is eager, +static compiled. Columns: real (non-padding)
-tokens/s; MFU = useful FLOP/s over the bf16 matmul ceiling measured here (8192^3 products; useful =
-real tokens' matmuls, attention within documents, decoder on masked tokens); peak memory allocated
-(the ~3 GB of weights of all three models included); GPU idle = share of the timed wall time with
-no step on the GPU (input starvation; launch gaps inside a step lower MFU instead); predicted
-tokens/s (PREDICTED, written before the first GPU run) against measured.
+Training steps are fwd + bwd + gradient clipping + AdamW, bf16 autocast over fp32 weights (the
+trainer's finiteness check, a host sync per step, is left out). Inference rows have no optimizer:
+packed is eager, +static compiled.
+
+Columns: real (non-padding) tokens/s; MFU = useful FLOP/s over the bf16 matmul ceiling measured
+here (8192^3 products; useful = real tokens' matmuls, attention within documents, decoder on
+masked tokens); peak memory allocated (the ~3 GB of weights of all three models included); GPU
+idle = share of the timed wall time with no step on the GPU (input starvation; launch gaps inside
+a step lower MFU instead); padding share of the token slots; predicted tokens/s (PREDICTED,
+written before the first GPU run) against measured; the row's wall seconds, compiles included.
 
 The real loader: the GPU machine has no mosaicml-streaming, whose dependencies pin transformers<5
 and numpy<2.2 against that machine's 5.x and 2.5 and pull about fifteen more packages. So
@@ -401,6 +405,7 @@ def main(argv: list[str] | None = None) -> None:
             with autocast:
                 value = loss(model, b)
             value.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # as the trainer does (no host sync)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return step
