@@ -7,6 +7,9 @@ Runs one packed batch of documents with realistic, unequal lengths (one of a sin
 attention, the reference) and each importable varlen backend (`flash_attn`, `torch_varlen`).
 Compares final hidden states (relative error < 1e-2, the acceptance bar), the MLM loss, and the
 gradient of every parameter; prints which backends ran and their fwd+bwd time side by side.
+Then, per varlen backend: its boundary checks run with no host sync (CUDA sync debug mode set to
+error) and cost a few microseconds against the forward; bad boundaries handed on the host are
+refused; a `static_batch`-padded batch gives real tokens the hidden states of the unpadded one.
 Exits 1 when a backend disagrees or none could run; prints "no CUDA" and exits 0 without a GPU.
 """
 
@@ -19,7 +22,8 @@ import time
 import torch
 
 from neobert import NeoBERTConfig, NeoBERTLMHead
-from neobert.attention import available_backends
+from neobert.attention import PackedDocs, available_backends
+from neobert.compiled import static_batch
 
 HIDDEN_TOLERANCE = 1e-2  # the acceptance bar: relative error of hidden states in bf16
 GRAD_TOLERANCE = 5e-2  # gradients go through two bf16 backward passes: looser, reported separately
@@ -63,6 +67,45 @@ def run(model: NeoBERTLMHead, backend: str, batch: dict) -> dict:
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
+
+
+def boundary_and_bucket_checks(model: NeoBERTLMHead, backend: str, batch: dict, fwd_ms: float) -> list[str]:
+    """The varlen path's boundary checks (no sync, cheap, refusing) and static-batch parity."""
+    failures = []
+    cu, tokens = batch["cu_seqlens"], batch["input_ids"].numel()
+    torch.cuda.set_sync_debug_mode("error")  # any host sync inside prepare raises
+    try:
+        for _ in range(3):
+            PackedDocs.prepare(cu, batch["max_seqlen"], tokens, backend, "cuda")
+    except RuntimeError as e:
+        failures.append(f"{backend}: boundary check synchronised with the host: {e}")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(100):
+        PackedDocs.prepare(cu, batch["max_seqlen"], tokens, backend, "cuda")
+    us = 1e4 * (time.perf_counter() - started)  # host time per call: what each forward adds
+    torch.cuda.synchronize()
+    print(f"{backend}: boundary check on the device: {us:.0f} us of host time per forward "
+          f"({us / 1000 / fwd_ms:.2%} of one fwd+bwd), no host sync")
+    bad = cu.cpu().clone()
+    bad[-1] -= 1
+    try:
+        PackedDocs.prepare(bad, batch["max_seqlen"], tokens, backend, "cuda")
+        failures.append(f"{backend}: host boundaries that stop short of the token count were accepted")
+    except ValueError:
+        print(f"{backend}: bad host boundaries refused with ValueError")
+    model.config.attention_backend = backend
+    padded = static_batch(batch, tokens + 1000, 4096)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        ref = model.model(batch["input_ids"], cu, batch["max_seqlen"], batch["position_ids"]).float()
+        got = model.model(padded["input_ids"], padded["cu_seqlens"], padded["max_seqlen"], padded["position_ids"])
+    err = relative_error(got[:tokens].float(), ref)
+    print(f"{backend}: static_batch (+1000 padding tokens, max_seqlen 4096) hidden rel.err {err:.2e}")
+    if not err < HIDDEN_TOLERANCE:
+        failures.append(f"{backend}: static_batch changed real tokens' hidden states by {err:.2e}")
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{backend}: loss {got['loss']:.4f} vs sdpa {ref['loss']:.4f}")
         if not grad_err < GRAD_TOLERANCE:
             failures.append(f"{backend}: gradients differ from sdpa by {grad_err:.2e} >= {GRAD_TOLERANCE}")
+        failures += boundary_and_bucket_checks(model, backend, batch, got["ms"])
     if not backends:
         failures.append("no varlen backend importable: install flash-attn or use torch >= 2.9")
     print()

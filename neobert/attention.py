@@ -14,6 +14,7 @@ Boundaries are prepared once per forward (`PackedDocs`) and shared by every laye
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,29 @@ def select_backend(device: torch.device | str, override: str | None = None) -> s
     return override
 
 
+BOUNDARIES_FIX = ("cu_seqlens must rise from 0 to the number of tokens, and max_seqlen must be at least the longest "
+                  "document: build them with shards.packing.assemble or tests' pack()")
+
+
+def check_boundaries(bounds: list[int], max_seqlen: int, num_tokens: int) -> tuple[int, ...]:
+    """Document lengths from host boundaries; ValueError (saying what is wrong) if they are invalid."""
+    lengths = tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
+    if bounds[0] != 0 or bounds[-1] != num_tokens or min(lengths) < 0:
+        raise ValueError(
+            f"cu_seqlens must rise from 0 to the number of tokens {num_tokens}; got {bounds[:4]}...{bounds[-2:]}"
+        )
+    if max(lengths) > max_seqlen:
+        raise ValueError(f"max_seqlen {max_seqlen} is below the longest document ({max(lengths)} tokens)")
+    return lengths
+
+
+def assert_boundaries_async(cu_seqlens: torch.Tensor, max_seqlen: int, num_tokens: int) -> None:
+    """The checks of `check_boundaries` as four small device ops and one asynchronous assert."""
+    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+    ok = (cu_seqlens[0] == 0) & (cu_seqlens[-1] == num_tokens) & (lengths.min() >= 0) & (lengths.max() <= max_seqlen)
+    torch._assert_async(ok, BOUNDARIES_FIX)
+
+
 @dataclass(frozen=True)
 class PackedDocs:
     """Where each document of a packed batch starts: `cu_seqlens[d]` .. `cu_seqlens[d+1]`."""
@@ -75,25 +99,35 @@ class PackedDocs:
     max_seqlen: int
     backend: str
     lengths: tuple[int, ...] | None = None  # host copy, only the `sdpa` path needs it
+    kernel: Callable | None = None  # the varlen function, looked up here so compiled blocks never trace the lookup
 
     @classmethod
-    def prepare(cls, cu_seqlens: torch.Tensor, max_seqlen: int, num_tokens: int, backend: str) -> PackedDocs:
+    def prepare(cls, cu_seqlens: torch.Tensor, max_seqlen: int, num_tokens: int, backend: str,
+                device: torch.device | str) -> PackedDocs:
+        """Check the boundaries once per forward and move them to `device`.
+
+        The varlen kernels read out of bounds, silently, on boundaries that do not rise from 0 to
+        `num_tokens` or a `max_seqlen` below the longest document, so every backend checks them,
+        never with a host sync per batch: on the host when `cu_seqlens` comes from the collator
+        (a ValueError, then a non-blocking copy), else on the device with `torch._assert_async`
+        (no sync; a bad batch fails the next CUDA call and ends the process, as a device assert
+        does). The `sdpa` path needs the lengths on the host anyway.
+        """
         if cu_seqlens.dim() != 1 or cu_seqlens.numel() < 2 or cu_seqlens.dtype != torch.int32:
             raise ValueError(
                 f"cu_seqlens must be a 1-D int32 tensor [0, end_0, ..., T] with at least 2 entries, got "
                 f"shape {tuple(cu_seqlens.shape)} dtype {cu_seqlens.dtype}"
             )
         lengths = None
-        if backend == "sdpa":
-            bounds = cu_seqlens.tolist()
-            lengths = tuple(b - a for a, b in zip(bounds[:-1], bounds[1:]))
-            if bounds[0] != 0 or bounds[-1] != num_tokens or min(lengths) < 0:
-                raise ValueError(
-                    f"cu_seqlens must rise from 0 to the number of tokens {num_tokens}; got {bounds[:4]}...{bounds[-2:]}"
-                )
-            if max(lengths) > max_seqlen:
-                raise ValueError(f"max_seqlen {max_seqlen} is below the longest document ({max(lengths)} tokens)")
-        return cls(cu_seqlens, int(max_seqlen), backend, lengths)
+        if cu_seqlens.device.type == "cpu" or backend == "sdpa":
+            lengths = check_boundaries(cu_seqlens.tolist(), max_seqlen, num_tokens)
+        else:
+            assert_boundaries_async(cu_seqlens, max_seqlen, num_tokens)
+        cu_seqlens = cu_seqlens.to(device, non_blocking=True)
+        if not torch.compiler.is_compiling():  # a new document count must not recompile a compiled block
+            torch._dynamo.maybe_mark_dynamic(cu_seqlens, 0)
+        kernel = _flash_attn_varlen() if backend == "flash_attn" else _torch_varlen() if backend == "torch_varlen" else None
+        return cls(cu_seqlens, int(max_seqlen), backend, lengths if backend == "sdpa" else None, kernel)
 
     def attend(self, q_THD: torch.Tensor, k_THD: torch.Tensor, v_THD: torch.Tensor) -> torch.Tensor:
         """softmax(q kᵀ / √d) v within each document; inputs and output are (tokens, heads, head_dim)."""
@@ -111,9 +145,9 @@ class PackedDocs:
             )
         args = (q_THD, k_THD, v_THD.contiguous(), self.cu_seqlens, self.cu_seqlens, self.max_seqlen, self.max_seqlen)
         if self.backend == "flash_attn":
-            return _flash_attn_varlen()(*args, dropout_p=0.0, causal=False)
+            return self.kernel(*args, dropout_p=0.0, causal=False)
         assert self.backend == "torch_varlen", self.backend
-        return _torch_varlen()(*args)  # older torch releases take other keywords: positional only
+        return self.kernel(*args)  # older torch releases take other keywords: positional only
 
 
 @dataclass(frozen=True)

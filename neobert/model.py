@@ -118,8 +118,7 @@ class NeoBERT(nn.Module):
             raise ValueError(f"position_ids {tuple(position_ids.shape)} must match input_ids {tuple(input_ids.shape)}")
         if max_seqlen > self.config.max_length:
             raise ValueError(f"max_seqlen {max_seqlen} exceeds config.max_length {self.config.max_length}")
-        cu_seqlens = cu_seqlens.to(input_ids.device, non_blocking=True)
-        docs = PackedDocs.prepare(cu_seqlens, max_seqlen, input_ids.numel(), self.backend)
+        docs = PackedDocs.prepare(cu_seqlens, max_seqlen, input_ids.numel(), self.backend, input_ids.device)
         return docs, position_ids
 
     def _padded(self, input_ids, cu_seqlens, max_seqlen, position_ids, attention_mask):

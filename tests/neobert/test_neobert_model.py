@@ -55,7 +55,7 @@ def test_block_matches_hand_written_reference(packer):
     lengths = (7, 4)  # two documents: positions restart at 0 for the second
     x = torch.randn(sum(lengths), 768)
     batch = packer([torch.zeros(n, dtype=torch.long) for n in lengths])
-    docs = PackedDocs.prepare(batch["cu_seqlens"], batch["max_seqlen"], sum(lengths), "sdpa")
+    docs = PackedDocs.prepare(batch["cu_seqlens"], batch["max_seqlen"], sum(lengths), "sdpa", "cpu")
     cos, sin = rope_angles(batch["position_ids"], 64)
     with torch.no_grad():
         ours = block(x, cos, sin, docs)
