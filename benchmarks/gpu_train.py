@@ -160,7 +160,7 @@ def item(batch: dict, docs: list[int], device: str) -> Item:
 
 class MDSBatches(torch.utils.data.IterableDataset):
     """Endless static packed micro-batches from a pipeline output's MDS shards, through the
-    trainer's `shards.windows` -> `shards.packing.Packer` -> `shards.masking` (NeoBERT masking)."""
+    trainer's `shards.windows` -> `shards.packing.Packer` -> `shards.batches` (NeoBERT masking)."""
 
     def __init__(self, root: str, context: int, tokens: int, seed: int = 0):
         self.root, self.context, self.tokens, self.seed = Path(root), context, tokens, seed
@@ -180,25 +180,22 @@ class MDSBatches(torch.utils.data.IterableDataset):
                 yield from mds_column(zstd.decompress(stored) if shard.get("zip_data") else stored, shard, "input_ids")
 
     def __iter__(self):
-        from shards import masking, packing
+        from shards import packing
         from shards import windows as cut
+        from shards.batches import mlm_batch
         from shards.manifest import Vocab
+        from shards.masking import Masking
 
         vocab = Vocab.from_manifest(json.loads((self.root / "manifest.json").read_text()))
         packer, index = packing.Packer(self.tokens), 0
         for doc in self.documents():
             packer.push(cut.split(doc, self.context, vocab.cls, vocab.sep))
             while (p := packer.pop()) is not None:
-                rng = masking.rng_for(self.seed, 0, index)
-                ids, labels = masking.mask_tokens(p.input_ids, np.asarray(vocab.special), vocab.mask, vocab.size,
-                                                  MASK_RATE, (1.0, 0.0, 0.0), rng)
+                batch = mlm_batch(p, vocab, Masking(MASK_RATE, (1.0, 0.0, 0.0)), self.seed, 0, index)
                 index += 1
-                batch = dict(input_ids=torch.from_numpy(ids), cu_seqlens=torch.from_numpy(p.cu_seqlens),
-                             max_seqlen=p.max_seqlen, position_ids=torch.from_numpy(p.position_ids),
-                             labels=torch.from_numpy(labels))
                 docs = np.diff(p.cu_seqlens).tolist()
                 yield dict(static_batch(batch, self.tokens, self.context, vocab.pad), docs=docs,
-                           masked=int((labels != -100).sum()))
+                           masked=int((batch["labels"] != -100).sum()))
 
 
 def mds_column(raw: bytes, shard: dict, column: str):
