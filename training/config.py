@@ -129,7 +129,7 @@ class Config:
     steps: int = 1_000_000
     global_batch_tokens: int = 2048 * 1024  # reached with gradient accumulation
     distributed: str = "ddp"  # ddp | fsdp2
-    compile: bool = False
+    compile: bool = False  # compile each block (neobert.compiled) and pad micro-batches to one shape (GPU)
     max_bad_steps: int = 10  # consecutive NaN/inf losses before the run stops
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

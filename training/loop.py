@@ -19,6 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from neobert import NeoBERTLMHead
+from neobert.compiled import static_batch
 from neobert.config import RUNTIME_FIELDS
 from shards import manifest as manifest_io
 from shards.masking import IGNORE
@@ -116,6 +117,8 @@ class Trainer:
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
         on = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
         for i, b in enumerate(batches):
+            if self.cfg.compile:  # one shape per stage for the compiled blocks; padding is unlabelled
+                b = static_batch(b, self.cfg.data.micro_batch_tokens, self.cfg.data.context_length, self.vocab.pad)
             with parallel.grad_sync(self.model, self.cfg.distributed, self.world, i == len(batches) - 1), \
                     self.autocast():
                 out = self.model(on(b["input_ids"]), on(b["cu_seqlens"]), b["max_seqlen"], on(b["position_ids"]),

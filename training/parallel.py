@@ -15,6 +15,8 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from neobert.compiled import compile_blocks
+
 KINDS = ("ddp", "fsdp2")
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
@@ -37,9 +39,12 @@ def describe(kind: str, world: int) -> str:
 
 
 def wrap(raw: torch.nn.Module, kind: str, world: int, device: torch.device, compile: bool) -> torch.nn.Module:
-    """The model the steps call: `raw` sharded in place (FSDP2, one unit per block), compiled if
-    asked, and under DDP when several processes replicate it."""
+    """The model the steps call: `raw` with its blocks compiled in place if asked
+    (`neobert.compiled.compile_blocks`: names and checkpoints unchanged), sharded in place (FSDP2,
+    one unit per block), and under DDP when several processes replicate it."""
     model = raw
+    if compile:
+        compile_blocks(raw)
     if world > 1 and kind == "fsdp2":
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -48,8 +53,6 @@ def wrap(raw: torch.nn.Module, kind: str, world: int, device: torch.device, comp
         for block in raw.model.transformer_encoder:
             fully_shard(block, mp_policy=mp)
         fully_shard(raw, mp_policy=mp)
-    if compile:
-        model = torch.compile(model, dynamic=True)
     if world > 1 and kind == "ddp":
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     return model
