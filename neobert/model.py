@@ -169,24 +169,29 @@ class NeoBERTLMHead(nn.Module):
                 labels: torch.Tensor | None = None, reduction: str = "mean", *,
                 attention_mask: torch.Tensor | None = None) -> MLMOutput:
         """With `labels` (-100 = unlabelled) the decoder runs on labelled positions only and the
-        result holds the loss ("mean" or "sum" cross-entropy), `num_masked` and `num_correct`;
-        without, it holds logits for every token. `hidden_states` is always set."""
+        result holds the loss ("mean" or "sum" cross-entropy), `num_masked` and `num_correct`
+        (with "none": the loss and hits of each labelled position, in order, so a caller can
+        bucket one forward by position); without, it holds logits for every token.
+        `hidden_states` is always set."""
         hidden = self.model(input_ids, cu_seqlens, max_seqlen, position_ids, attention_mask=attention_mask)
         if labels is None:
             return MLMOutput(None, None, None, logits=self.decoder(hidden), hidden_states=hidden)
         if labels.shape != input_ids.shape:
             raise ValueError(f"labels {tuple(labels.shape)} must match input_ids {tuple(input_ids.shape)}")
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         labelled = labels.reshape(-1) != IGNORE_INDEX
         targets = labels.reshape(-1)[labelled]
         logits = self.decoder(hidden.reshape(-1, hidden.shape[-1])[labelled]).float()
-        loss = F.cross_entropy(logits, targets, reduction="sum")
         num_masked = labelled.sum()
+        hits = logits.argmax(dim=-1) == targets
+        if reduction == "none":
+            return MLMOutput(F.cross_entropy(logits, targets, reduction="none"), num_masked, hits,
+                             hidden_states=hidden)
+        loss = F.cross_entropy(logits, targets, reduction="sum")
         if reduction == "mean":
             loss = loss / num_masked.clamp(min=1)  # 0, not NaN, when nothing is labelled
-        num_correct = (logits.argmax(dim=-1) == targets).sum()
-        return MLMOutput(loss, num_masked, num_correct, hidden_states=hidden)
+        return MLMOutput(loss, num_masked, hits.sum(), hidden_states=hidden)
 
 
 @torch.no_grad()

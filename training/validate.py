@@ -2,8 +2,9 @@
 loss) per position range — the curve NeoBERT uses to show long-context stability.
 
 Masks come from a fixed seed, so every validation of a run (and of another run) scores the same
-tokens. Every rank runs the same number of forward passes (padding with an empty one), which
-sharded models (FSDP2) need.
+tokens. One forward per micro-batch, streamed: nothing is kept but the per-range sums. Every rank
+runs the same number of forward passes (padding with an empty one), which sharded models (FSDP2)
+need.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from shards.manifest import Vocab
 from shards.masking import IGNORE
 from shards.streams import validation_streams
-from training import data
+from training import data, parallel
 from training.config import Config
 
 RANGES = ((0, 1024, "0-1k"), (1024, 2048, "1k-2k"), (2048, 4096, "2k-4k"))
@@ -49,32 +50,28 @@ def run(model, dataset: StreamingDataset, cfg: Config, vocab: Vocab, rank: int, 
 
 @torch.no_grad()
 def evaluate(model, batches, device: torch.device, autocast) -> dict:
-    jobs = []
-    for mb in batches:
-        pos, labels = mb["position_ids"], mb["labels"]
-        for i, (lo, hi, _) in enumerate(RANGES):
-            chosen = (pos >= lo) & (pos < hi) & (labels != IGNORE)
-            if chosen.any():
-                jobs.append((i, mb, torch.where(chosen, labels, IGNORE)))
-    count = torch.tensor([len(jobs)], device=device)
-    if dist.is_initialized():
-        dist.all_reduce(count, op=dist.ReduceOp.MAX)
-    sums = torch.zeros(len(RANGES), 3, dtype=torch.float64, device=device)  # loss sum, masked, correct
+    """One forward per micro-batch as it streams in; its masked tokens' losses are summed per
+    position range. Memory does not depend on the split's size. Ranks step together: each
+    iteration agrees whether any rank still has a batch, and a rank without one runs an empty
+    forward (sharded models need every rank in every forward)."""
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    bounds = torch.tensor([hi for _, hi, _ in RANGES], device=device)
+    sums = torch.zeros(len(RANGES) + 1, 3, dtype=torch.float64, device=device)  # loss, masked, correct; last: outside
     was_training = model.training
     model.eval()
-    for k in range(int(count)):
-        if k < len(jobs):
-            i, mb, labels = jobs[k]
-        else:  # an empty pass so that every rank runs as many forwards as the busiest one
-            i, mb = 0, jobs[0][1] if jobs else _dummy()
-            labels = torch.full_like(mb["input_ids"], IGNORE)
+    batches = iter(batches)
+    while parallel.any_rank((mb := next(batches, None)) is not None, world, device):
+        mb = mb or _dummy()
+        labels = mb.get("labels", torch.full_like(mb["input_ids"], IGNORE)).to(device)
         with autocast():
             out = model(mb["input_ids"].to(device), mb["cu_seqlens"].to(device), mb["max_seqlen"],
-                        mb["position_ids"].to(device), labels=labels.to(device), reduction="sum")
-        sums[i] += torch.stack([out.loss.double(), out.num_masked.double(), out.num_correct.double()])
+                        mb["position_ids"].to(device), labels=labels, reduction="none")
+        which = torch.bucketize(mb["position_ids"].to(device)[labels != IGNORE], bounds, right=True)
+        values = torch.stack([out.loss.double(), torch.ones_like(out.loss, dtype=torch.float64),
+                              out.num_correct.double()], dim=1)
+        sums.index_add_(0, which, values)
     model.train(was_training)
-    if dist.is_initialized():
-        dist.all_reduce(sums)
+    sums = parallel.all_sum(sums, world)[: len(RANGES)]
     result = {}
     total = sums.sum(0)
     if total[1] > 0:
