@@ -82,23 +82,26 @@ SCRIPT = textwrap.dedent("""
         raise SystemExit("the project is importable in the subprocess: the test would prove nothing")
     import torch
     from safetensors.torch import save_file
-    from transformers import (AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer,
-                              pipeline)
+    from transformers import (AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification,
+                              AutoTokenizer, pipeline)
 
     folder, work = sys.argv[2], sys.argv[3]
     batch = torch.load(work + "/batch.pt")
     model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        base = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+        hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     tok = AutoTokenizer.from_pretrained(folder)
     texts = json.load(open(work + "/texts.json"))
     fill = pipeline("fill-mask", model=folder, trust_remote_code=True)("paris is the [MASK] of france.")
     clf = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True, num_labels=2)
     enc = tok(texts, padding=True, return_tensors="pt")
     out = clf(**enc, labels=torch.tensor([0, 1]))
-    save_file({"logits": logits.contiguous()}, work + "/logits.safetensors")
+    save_file({"logits": logits.contiguous(), "hidden": hidden.contiguous()}, work + "/logits.safetensors")
     save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, work + "/clf.safetensors")
     json.dump({"ids": [tok(t)["input_ids"] for t in texts], "model_class": type(model).__name__,
+               "base_class": type(base).__name__,
                "clf_class": type(clf).__name__, "clf_logits_shape": list(out.logits.shape),
                "clf_loss": float(out.loss), "fill": fill, "mask_token": tok.mask_token,
                "input_names": list(enc)}, open(work + "/result.json", "w"))
@@ -127,9 +130,11 @@ def loaded(exported) -> dict:
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with torch.no_grad():
-        expected = model(input_ids, attention_mask=mask).logits
-    return {**json.loads((work / "result.json").read_text()), "expected": expected,
-            "logits": load_file(work / "logits.safetensors")["logits"], "ours": ids,
+        expected = model(input_ids, attention_mask=mask)
+    outputs = load_file(work / "logits.safetensors")
+    return {**json.loads((work / "result.json").read_text()), "expected": expected.logits,
+            "expected_hidden": expected.hidden_states, "logits": outputs["logits"], "hidden": outputs["hidden"],
+            "ours": ids,
             "clf": load_file(work / "clf.safetensors")}
 
 
@@ -158,6 +163,11 @@ def test_masked_lm_logits_match_ours_on_a_padded_batch(loaded):
     assert loaded["model_class"] == "NeoBERTLMHead"
     assert loaded["logits"].shape == loaded["expected"].shape
     assert (loaded["logits"] - loaded["expected"]).abs().max() < 1e-5
+
+
+def test_headless_auto_model_gives_our_hidden_states(loaded):
+    assert loaded["base_class"] == "NeoBERT"
+    assert (loaded["hidden"] - loaded["expected_hidden"]).abs().max() < 1e-5
 
 
 def test_auto_tokenizer_tokenizes_like_ours(loaded):

@@ -15,7 +15,8 @@ class NeoBERTConfig(PretrainedConfig):
                  embedding_init_range=0.02, decoder_init_range=0.02, classifier_init_range=0.02,
                  classifier_dropout=0.1, **kwargs):
         if hidden_size % num_attention_heads:
-            raise ValueError(f"hidden_size {hidden_size} must be a multiple of num_attention_heads {num_attention_heads}")
+            raise ValueError(f"hidden_size {hidden_size} must be a multiple of num_attention_heads "
+                             f"{num_attention_heads}; change one of them")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers

@@ -64,7 +64,8 @@ class EncoderBlock(nn.Module):
 
     def forward(self, x_BLC, cos, sin, keep_B11L):
         # head h owns qkv rows [3Dh, 3Dh+D) for q, then k, then v
-        q, k, v = self.qkv(self.attention_norm(x_BLC)).unflatten(-1, (self.num_heads, 3 * self.dim_head)).chunk(3, dim=-1)
+        qkv = self.qkv(self.attention_norm(x_BLC)).unflatten(-1, (self.num_heads, 3 * self.dim_head))
+        q, k, v = qkv.chunk(3, dim=-1)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         out_BHLD = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                   attn_mask=keep_B11L)
