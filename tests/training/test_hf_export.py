@@ -23,6 +23,7 @@ from shards.layout import BERT_TOKENIZER
 from training import checkpoint
 from training.__main__ import main
 from training.config import Config, DataConfig
+from training.hf.export import find_tokenizer
 
 STEP, TOKENS = 10, 123_456
 TEXTS = ["Paris is the capital of France.", "Héllo, WORLD!  tokenizers\tsplit words-like this 123."]
@@ -31,12 +32,12 @@ TEXTS = ["Paris is the capital of France.", "Héllo, WORLD!  tokenizers\tsplit w
 def write_manifest(root: Path) -> dict:
     """A minimal manifest as the pipeline writes it, recording the bundled tokenizer."""
     root.mkdir(parents=True)
-    bucket = {"path": "mds/0-1k", "min_tokens": 1, "max_tokens": 1024, "documents": 7, "tokens": 700, "shards": 1}
+    bucket = {"path": "mds/lt1024", "min_tokens": 0, "max_tokens": 1024, "documents": 7, "tokens": 700, "shards": 1}
     manifest = {
         "format_version": 1,
         "tokenizer": load_tokenizer(str(BERT_TOKENIZER)).describe(),
         "source": {"url": "hf://datasets/tiiuae/falcon-refinedweb/data", "files": ["a.parquet"]},
-        "buckets": {"0-1k": bucket},
+        "buckets": {"lt1024": bucket, "ge1024": {**bucket, "min_tokens": 1024, "max_tokens": None, "documents": 1}},
         "validation": {"path": "mds/val", "fraction": 0.01, "documents": 2, "tokens": 90, "shards": 1},
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
@@ -200,7 +201,8 @@ def test_card_carries_steps_tokens_and_the_checkpoints_validation(exported):
     assert f"steps: {STEP:,}" in body and f"tokens seen: {TOKENS:,}" in body
     assert "context length: 1,024" in body and "hf://datasets/tiiuae/falcon-refinedweb/data" in body
     assert "| loss | 6.5000 |" in body and "step 10" in body  # the last val record at or before the checkpoint
-    assert "| 0-1k | 1–1,024 | 7 | 700 |" in body
+    assert "| lt1024 | 0 – 1,023 | 7 | 700 |" in body and "| ge1024 | ≥ 1,024 | 1 | 700 |" in body
+    assert 'pipeline("fill-mask", model=".", trust_remote_code=True)("Paris is the [MASK] of France.")' in body
 
 
 def test_a_tokenizer_with_another_sha256_is_refused(exported, tmp_path):
@@ -209,3 +211,12 @@ def test_a_tokenizer_with_another_sha256_is_refused(exported, tmp_path):
     other.write_text(BERT_TOKENIZER.read_text().replace("[MASK]", "[MASQ]", 1))
     assert main(["export", str(tmp / "run"), str(tmp_path / "out"), "--tokenizer", str(other)]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_is_found_by_sha256_when_the_recorded_path_moved(tmp_path):
+    record = {**load_tokenizer(str(BERT_TOKENIZER)).describe(), "path": str(tmp_path / "gone" / "tokenizer.json"),
+              "name": str(tmp_path / "gone.json")}
+    assert not Path(record["path"]).exists()
+    assert find_tokenizer(record) == BERT_TOKENIZER
+    with pytest.raises(ValueError, match="--tokenizer"):
+        find_tokenizer({**record, "sha256": "0" * 64})

@@ -24,7 +24,7 @@ import yaml
 from neobert import NeoBERTConfig, NeoBERTLMHead
 from neobert.checkpoint import CONFIG_NAME, save_pretrained
 from shards import manifest as manifest_io
-from shards.card import source_dataset
+from shards.card import source_dataset, span
 from shards.layout import BERT_TOKENIZER
 from shards.tokenizer import tokenizer_file
 from training import checkpoint
@@ -65,9 +65,9 @@ def export(spec: str | Path, out_dir: str | Path, dtype: torch.dtype | None = No
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     for name in CODE_FILES:
         shutil.copyfile(SOURCES / name, out / name)
-    write_tokenizer(tok_path, manifest["tokenizer"], model.config.max_length, out)
+    special = write_tokenizer(tok_path, manifest["tokenizer"], model.config.max_length, out)
     val = last_validation(path.parent.parent, state["step"])
-    (out / "README.md").write_text(model_card(state, manifest, val))
+    (out / "README.md").write_text(model_card(state, manifest, val, special["mask_token"]))
     return out, {"step": state["step"], "tokens": state["tokens"]}
 
 
@@ -87,14 +87,14 @@ def _sha256(path: Path) -> str:
 
 def find_tokenizer(record: dict, override: str | Path | None = None) -> Path:
     """The local `tokenizer.json` with the manifest's sha256: `override`, else the path the
-    manifest records, its name (a folder or a cached Hub download), or the bundled BERT one."""
+    manifest records, the bundled BERT one, or the recorded name (a folder or a Hub download)."""
     if override is not None:
         found = tokenizer_file(override)
         if _sha256(found) != record["sha256"]:
             raise ValueError(f"--tokenizer {override}: sha256 {_sha256(found)} differs from the manifest's "
                              f"{record['sha256']} ({record['name']}); pass the tokenizer the shards were made with")
         return found
-    candidates = [record.get("path"), record["name"], BERT_TOKENIZER]
+    candidates = [record.get("path"), BERT_TOKENIZER, record["name"]]
     for spec in candidates:
         if not spec:
             continue
@@ -108,8 +108,9 @@ def find_tokenizer(record: dict, override: str | Path | None = None) -> Path:
                      f"among {[str(c) for c in candidates if c]}; pass it with --tokenizer PATH")
 
 
-def write_tokenizer(path: Path, record: dict, max_length: int, out: Path) -> None:
-    """`tokenizer.json` (copied unchanged), `tokenizer_config.json`, `special_tokens_map.json`."""
+def write_tokenizer(path: Path, record: dict, max_length: int, out: Path) -> dict[str, str]:
+    """`tokenizer.json` (copied unchanged), `tokenizer_config.json`, `special_tokens_map.json`;
+    returns the special tokens by Hugging Face name (`mask_token`: "[MASK]", ...)."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
@@ -119,6 +120,7 @@ def write_tokenizer(path: Path, record: dict, max_length: int, out: Path) -> Non
                                    model_input_names=["input_ids", "attention_mask"], **special)
     fast.save_pretrained(str(out))
     shutil.copyfile(path, out / "tokenizer.json")  # the exact bytes the manifest's sha256 names
+    return special
 
 
 def last_validation(run_dir: Path, step: int) -> dict | None:
@@ -131,7 +133,7 @@ def last_validation(run_dir: Path, step: int) -> dict | None:
     return vals[-1] if vals else None
 
 
-def model_card(state: dict, manifest: dict, val: dict | None) -> str:
+def model_card(state: dict, manifest: dict, val: dict | None, mask_token: str = "[MASK]") -> str:
     """Hugging Face YAML metadata plus what the model was trained on, for how long, and how it scores."""
     run, model_cfg, tok = state["config"], state["model_config"], manifest["tokenizer"]
     source = manifest.get("source", {})
@@ -166,7 +168,7 @@ def model_card(state: dict, manifest: dict, val: dict | None) -> str:
         f"{documents:,} training documents, {tokens:,} tokens, tokenized with `{tok['name']}` "
         f"(sha256 `{tok['sha256']}`).", "",
         "| bucket | tokens per document | documents | tokens |", "|---|---|---|---|",
-        *[f"| {n} | {b['min_tokens']:,}–{b['max_tokens']:,} | {b['documents']:,} | {b['tokens']:,} |"
+        *[f"| {n} | {span(b)} | {b['documents']:,} | {b['tokens']:,} |"
           for n, b in buckets.items()],
         f"| validation | | {manifest['validation']['documents']:,} | {manifest['validation']['tokens']:,} |",
         "", "## Evaluation", "",
