@@ -220,3 +220,22 @@ def test_tokenizer_is_found_by_sha256_when_the_recorded_path_moved(tmp_path):
     assert find_tokenizer(record) == BERT_TOKENIZER
     with pytest.raises(ValueError, match="--tokenizer"):
         find_tokenizer({**record, "sha256": "0" * 64})
+
+
+@pytest.mark.parametrize("num_labels", [1, 3])
+def test_classification_loss_is_regression_for_one_label_else_cross_entropy(num_labels):
+    from training.hf.configuration_neobert import NeoBERTConfig as HFConfig
+    from training.hf.modeling_neobert import NeoBERTForSequenceClassification
+
+    torch.manual_seed(0)
+    config = HFConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=96, num_labels=num_labels)
+    clf = NeoBERTForSequenceClassification(config).eval()
+    ids = torch.randint(1, 50, (4, 6))
+    labels = torch.randn(4) if num_labels == 1 else torch.randint(0, num_labels, (4,))
+    out = clf(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+    assert out.logits.shape == (4, num_labels)
+    expected = (torch.nn.functional.mse_loss(out.logits.squeeze(-1), labels) if num_labels == 1
+                else torch.nn.functional.cross_entropy(out.logits, labels))
+    assert torch.allclose(out.loss, expected)
+    assert config.problem_type == ("regression" if num_labels == 1 else "single_label_classification")
