@@ -26,17 +26,16 @@ def _train(args) -> int:
 def _export(args) -> int:
     import torch
 
-    from neobert import NeoBERTConfig, NeoBERTLMHead
-    from neobert.checkpoint import save_pretrained
-    from training import checkpoint
+    from training.hf.export import export
 
-    path = checkpoint.resolve(args.checkpoint)
-    state = checkpoint.load(path)
-    model = NeoBERTLMHead(NeoBERTConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
-    out = save_pretrained(model, args.out_dir, dtype=getattr(torch, args.dtype) if args.dtype else None)
-    print(f"exported {path} (step {state['step']}, {state['tokens']:,} tokens) -> {out} "
-          f"[config.json, model.safetensors]")
+    try:
+        out, counts = export(args.checkpoint, args.out_dir, getattr(torch, args.dtype) if args.dtype else None,
+                             tokenizer=args.tokenizer)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"exported step {counts['step']} ({counts['tokens']:,} tokens) -> {out} [config.json, model.safetensors, "
+          "modeling code, tokenizer, README.md]")
     return 0
 
 
@@ -69,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", required=True, help="YAML stage file, e.g. training/configs/quickstart.yaml")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set data.root=out/sample --set steps=100")
-    e = sub.add_parser("export", help="write a checkpoint in the published Hugging Face layout")
+    e = sub.add_parser("export", help="a folder that loads with stock transformers (trust_remote_code)")
     e.add_argument("checkpoint", help="RUN_DIR (newest checkpoint) or RUN_DIR/checkpoints/step_NNNNNNNN")
     e.add_argument("out_dir")
     e.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    e.add_argument("--tokenizer", default=None, help="tokenizer.json to use if the manifest's is not found here")
     p = sub.add_parser("plot", help="PNG plots of loss, accuracy, lr and throughput")
     p.add_argument("run_dir")
     args = parser.parse_args(argv)
