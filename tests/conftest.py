@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_refinedweb(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+def run_refinedweb(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
     """`python -m pipelines.refinedweb ARGS` in a subprocess, as a user runs it."""
     proc = subprocess.run([sys.executable, "-m", "pipelines.refinedweb", *args], capture_output=True, text=True,
                           timeout=timeout)
