@@ -160,7 +160,8 @@ def main() -> None:
               f"{'TB written':>11} {'PUTs (~GETs next step)':>23}")
         total = 0.0
         for step in STEPS:
-            ch = REFINEDWEB_TOKENS / rates[step] / 3600
+            # mix reads indexes and stats, O(shards): a fixed cost, not a per-token one (without --materialize)
+            ch = last["steps"][step]["busy"] / 3600 if step == "mix" else REFINEDWEB_TOKENS / rates[step] / 3600
             total += ch
             tb = last["steps"][step]["bytes"] / last["tokens"] * REFINEDWEB_TOKENS / 1e12
             print(f"{step:<10} {ch:>11,.0f} {ch / cluster:>16.1f} {tb:>11.2f} {objects(step):>23,.0f}")
