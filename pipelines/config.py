@@ -40,6 +40,7 @@ class JobConfig:
     min_tokens: int = 16
     max_tokens: int = 100_000
     dedup: str = "exact"  # exact | minhash | none
+    filter_impl: str = "fast"  # fast | datatrove: the same decisions (pipelines/fast_filters.py), datatrove's slower
     # tokenize
     filtered: str | None = None  # documents to tokenize (default OUT/filtered; another output's to re-tokenize)
     tokenizer: str = str(BERT_TOKENIZER)
@@ -59,6 +60,8 @@ class JobConfig:
         unknown = set(self.filters) - set(DEFAULT_FILTERS) - set(OPTIONAL_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s) {sorted(unknown)}; choose from {DEFAULT_FILTERS + OPTIONAL_FILTERS}")
+        if self.filter_impl not in ("fast", "datatrove"):
+            raise ValueError(f"filter_impl (--filters) must be fast or datatrove, got {self.filter_impl!r}")
         if self.dedup not in ("exact", "minhash", "none"):
             raise ValueError(f"dedup must be exact, minhash or none, got {self.dedup!r}")
         if self.tasks < 1:
@@ -92,7 +95,7 @@ class JobConfig:
 # The settings each stage's output depends on (besides those of the stages before it).
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "download": ("input", "glob", "limit_files", "tasks"),
-    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup"),
+    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "filter_impl"),
     "tokenize": ("tokenizer", "bucket_edges", "val_fraction", "shard_size", "tasks"),
 }
 

@@ -129,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig | argparse
                        help=f"switch an opt-in filter on (downloads its model/list): {', '.join(OPTIONAL_FILTERS)}")
         s.add_argument("--dedup", choices=dedup.METHODS, default="exact",
                        help="exact (normalised content, default), minhash (near duplicates, opt-in) or none")
+        s.add_argument("--filters", dest="filter_impl", choices=("fast", "datatrove"), default="fast",
+                       help="filter implementation: fast (default) or datatrove (the reference); same decisions")
         s.add_argument("--min-tokens", type=int, default=16)
         s.add_argument("--max-tokens", type=int, default=100_000)
         s.add_argument("--tokenizer", default=str(JobConfig.tokenizer),
@@ -162,7 +164,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig | argparse
         mem_per_cpu_gb=a.mem_per_cpu_gb, ray_address=a.ray_address,
         filters=tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS) if f not in a.disable
                       and (f in DEFAULT_FILTERS or f in a.enable)),
-        min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, tokenizer=a.tokenizer,
+        min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, filter_impl=a.filter_impl, tokenizer=a.tokenizer,
         batch_size=a.batch_size, bucket_edges=edges, val_fraction=a.val_fraction, shard_size=a.shard_size,
         stage2_choices=stage2, materialize=a.materialize, seed=a.seed,
     )
