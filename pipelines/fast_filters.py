@@ -157,7 +157,8 @@ class FastGopherQuality(GopherQualityFilter):
 
         if self.max_symbol_word_ratio and text.count("#") / n_words > self.max_symbol_word_ratio:
             return False, "gopher_too_many_hashes"
-        if self.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > self.max_symbol_word_ratio:
+        ellipses = text.count("...") + text.count("…")
+        if self.max_symbol_word_ratio and ellipses / n_words > self.max_symbol_word_ratio:
             return False, "gopher_too_many_ellipsis"
 
         lines = text.splitlines()

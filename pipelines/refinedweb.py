@@ -164,7 +164,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, JobConfig | argparse
         mem_per_cpu_gb=a.mem_per_cpu_gb, ray_address=a.ray_address,
         filters=tuple(f for f in (*DEFAULT_FILTERS, *OPTIONAL_FILTERS) if f not in a.disable
                       and (f in DEFAULT_FILTERS or f in a.enable)),
-        min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, filter_impl=a.filter_impl, tokenizer=a.tokenizer,
+        min_tokens=a.min_tokens, max_tokens=a.max_tokens, dedup=a.dedup, filter_impl=a.filter_impl,
+        tokenizer=a.tokenizer,
         batch_size=a.batch_size, bucket_edges=edges, val_fraction=a.val_fraction, shard_size=a.shard_size,
         stage2_choices=stage2, materialize=a.materialize, seed=a.seed,
     )

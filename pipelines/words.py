@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 from datatrove.utils.text import PUNCTUATION_SET
 
 RUNS = re.compile(r"\S+|\s+")  # Python's \s is str.isspace, spaCy's split
-RUN_AT, LAST_RUN = re.compile(r"\S+"), re.compile(r"\S+\Z")
 SEPARATORS = re.compile(r"(\s{2,}|[^\S ])")  # whitespace runs other than one space
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
@@ -82,8 +82,8 @@ class WordTokenizer:
     def _cross_run_pairs(self):
         """Aho-Corasick automaton of `a b` for neighbouring tokens a, b of spaCy's multi-token special cases.
 
-        A special case matched across runs has, at some single space between runs, such a pair:
-        a ending one run and b starting the next.
+        A special case matched across runs (even one that changes nothing, but blocks an overlapping
+        special case inside a run) has, at some single space between runs, such a pair.
         """
         import ahocorasick
         from spacy.tokenizer import Tokenizer
@@ -100,17 +100,12 @@ class WordTokenizer:
         return automaton
 
     def _crosses(self, text: str) -> bool:
-        """Whether a pair of `cross_run` ends one run and starts the next in `text` (memo holds its runs)."""
-        for end, (a, b) in self.cross_run.iter(text):
-            right = RUN_AT.match(text, end + 1 - len(b))[0]
-            left_end = end + 1 - len(b) - 1
-            left = LAST_RUN.search(text[max(0, left_end - 256):left_end])
-            if left is None or left.start() == 0 and left_end > 256:  # a very long run: let spaCy decide
-                return True
-            ids_a, ids_b = self.memo[left[0]][0], self.memo[right][0]
-            if ids_a and ids_b and ids_a[-1] == self.token_ids.get(a) and ids_b[0] == self.token_ids.get(b):
-                return True
-        return False
+        """Whether a pair of `cross_run` stands in `text`: a special case may then join runs.
+
+        (Checking the runs' tokens would not narrow it: a run's own special cases may have merged
+        the token a into a longer one.)
+        """
+        return next(self.cross_run.iter(text), None) is not None
 
     # --- tokens -------------------------------------------------------------------------------------
 
@@ -159,7 +154,7 @@ class WordTokenizer:
         """Tokens of `text` by spaCy itself; call inside `nlp.memory_zone()`."""
         try:
             return self._entry(self.nlp.tokenizer(text))
-        except AssertionError:  # spaCy's failure on POISON
+        except Exception:  # spaCy's failures on POISON (AssertionError, KeyError: as Datatrove, any)
             if POISON in text:
                 raise _Poisoned from None
             raise
@@ -177,10 +172,11 @@ class WordTokenizer:
                 except _Poisoned:
                     self.memo[run] = POISONED
 
-    def _tokens(self, text: str) -> tuple[list[int], str]:
-        """Word token ids and sentence classes of `text`, without Datatrove's IS_ALPHA retry."""
+    def _tokens(self, text: str) -> list[tuple[tuple[int, ...], str]]:
+        """Memo entries whose word token ids and sentence classes, in order, are `text`'s (without
+        Datatrove's IS_ALPHA retry)."""
         if not text:
-            return [], ""
+            return []
         runs = RUNS.findall(text)
         if runs[0][0].isspace():  # a leading whitespace run is tokenized whole
             runs[0] = " " + runs[0]
@@ -190,9 +186,7 @@ class WordTokenizer:
             entries = list(map(self.memo.__getitem__, runs))
         if POISONED in entries:
             raise _Poisoned
-        if self._crosses(text):
-            entries = self._grouped(text)
-        return [i for e in entries for i in e[0]], "".join(e[1] for e in entries)
+        return self._grouped(text) if self._crosses(text) else entries
 
     def _grouped(self, text: str) -> list[tuple[tuple[int, ...], str]]:
         """Entries of `text` whose runs may join: spaCy sees whole each group of runs joined by single
@@ -214,7 +208,11 @@ class WordTokenizer:
                 entries.extend(map(self.memo.__getitem__, RUNS.findall(part)))
         return entries
 
-    def _retrying(self, text: str) -> tuple[list[int], str]:
+    def _retrying(self, text: str) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
+        """(word token ids, sentence classes) per memo entry of `text`, with Datatrove's IS_ALPHA retry."""
+        return tuple(zip(*self._retried(text))) or ((), ())
+
+    def _retried(self, text: str) -> list[tuple[tuple[int, ...], str]]:
         try:
             return self._tokens(text)
         except _Poisoned:
@@ -230,7 +228,7 @@ class WordTokenizer:
         hit = self._last.get(text)
         if hit is not None:
             return hit
-        ids = np.array(self._retrying(text)[0], dtype=np.int64)
+        ids = np.fromiter(chain.from_iterable(self._retrying(text)[0]), dtype=np.int64)
         rows = self._rows(ids)
         words = Words(ids, rows[:, 0], rows[:, 1].astype(bool), rows[:, 2].astype(bool), (rows[:, 3], rows[:, 4]))
         if len(self._last) >= 4:
@@ -243,7 +241,7 @@ class WordTokenizer:
 
         A sentence starts at every N token whose previous P-or-N token is a P.
         """
-        return 1 + self._retrying(text)[1].count("PN")
+        return 1 + "".join(self._retrying(text)[1]).count("PN")
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""
