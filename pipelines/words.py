@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 from datatrove.utils.text import PUNCTUATION_SET
@@ -28,6 +29,7 @@ POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then re
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
 BASES = (1_000_003, 911_382_323)
 TABLE_COLUMNS = ("length", "non_symbol", "has_alpha", "hash0", "hash1")
+FIRST, SECOND = itemgetter(0), itemgetter(1)  # of a memo entry: word token ids, sentence classes
 
 
 @dataclass
@@ -208,11 +210,8 @@ class WordTokenizer:
                 entries.extend(map(self.memo.__getitem__, RUNS.findall(part)))
         return entries
 
-    def _retrying(self, text: str) -> tuple[tuple[tuple[int, ...], ...], tuple[str, ...]]:
-        """(word token ids, sentence classes) per memo entry of `text`, with Datatrove's IS_ALPHA retry."""
-        return tuple(zip(*self._retried(text))) or ((), ())
-
     def _retried(self, text: str) -> list[tuple[tuple[int, ...], str]]:
+        """Memo entries of `text`, with Datatrove's IS_ALPHA retry."""
         try:
             return self._tokens(text)
         except _Poisoned:
@@ -228,7 +227,7 @@ class WordTokenizer:
         hit = self._last.get(text)
         if hit is not None:
             return hit
-        ids = np.fromiter(chain.from_iterable(self._retrying(text)[0]), dtype=np.int64)
+        ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
         rows = self._rows(ids)
         words = Words(ids, rows[:, 0], rows[:, 1].astype(bool), rows[:, 2].astype(bool), (rows[:, 3], rows[:, 4]))
         if len(self._last) >= 4:
@@ -241,7 +240,7 @@ class WordTokenizer:
 
         A sentence starts at every N token whose previous P-or-N token is a P.
         """
-        return 1 + "".join(self._retrying(text)[1]).count("PN")
+        return 1 + "".join(map(SECOND, self._retried(text))).count("PN")
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""
