@@ -25,6 +25,7 @@ OPTIONAL_FILTERS = ("language", "c4_badwords")  # download models/word lists at 
 REFINEDWEB = "hf://datasets/tiiuae/falcon-refinedweb/data"
 EXECUTORS = ("local", "ray")
 DEDUP_METHODS = ("exact", "minhash", "none")
+FILTER_IMPLS = ("fast", "datatrove")
 
 
 def setting(default, help: str, *, group: str, **cli):
@@ -61,6 +62,9 @@ class JobConfig:
                          group="documents", choices=DEDUP_METHODS)
     dedup_tasks: int = setting(1, "exact dedup: tasks that find duplicates, each over one hash range of the "
                                "signatures (memory per task: one reader per filter task)", group="documents")
+    filter_impl: str = setting("fast", "filter implementation: fast (the same decisions, pipelines/fast_filters.py) "
+                               "or datatrove (Datatrove's own filters, the reference)", group="documents",
+                               flag="--filters", choices=FILTER_IMPLS)
     # tokenize
     retokenize_from: str | None = setting(
         None, "re-tokenize the filtered documents of the finished output FROM into --output (no download, no "
@@ -93,9 +97,9 @@ class JobConfig:
         unknown = set(self.filters) - set(DEFAULT_FILTERS) - set(OPTIONAL_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s) {sorted(unknown)}; choose from {DEFAULT_FILTERS + OPTIONAL_FILTERS}")
-        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS)):
+        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS), ("filter_impl", FILTER_IMPLS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ValueError(f"{flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.tasks < 1 or self.dedup_tasks < 1:
             raise ValueError(f"--tasks and --dedup-tasks must be >= 1, got {self.tasks}, {self.dedup_tasks}")
         if self.dedup_tasks > 1 and self.dedup != "exact":
@@ -184,7 +188,7 @@ def resolve(given: dict, base: dict | None = None) -> JobConfig:
 # The settings each stage's output depends on (besides those of the stages before it).
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "download": ("input", "glob", "limit_files", "tasks"),
-    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "dedup_tasks"),
+    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "dedup_tasks", "filter_impl"),
     "tokenize": ("tokenizer", "bucket_edges", "val_fraction", "shard_size", "tasks"),
 }
 

@@ -92,16 +92,29 @@ def filter_names(cfg: JobConfig) -> list[str]:
 
 
 def build_filters(cfg: JobConfig) -> list[tuple[str, BaseFilter]]:
-    """(name, filter) in `filter_names` order, each with its exclusion writer."""
+    """(name, filter) in `filter_names` order, each with its exclusion writer; `cfg.filter_impl` picks
+    Datatrove's URL/Gopher/C4/FineWeb filters or their equal, faster versions (`pipelines.fast_filters`).
+    """
+    if cfg.filter_impl == "fast":
+        from pipelines.fast_filters import (
+            FastC4Quality as C4Quality,
+            FastFineWebQuality as FineWebQuality,
+            FastGopherQuality as GopherQuality,
+            FastGopherRepetition as GopherRepetition,
+            FastURLFilter as URL,
+        )
+    else:
+        C4Quality, FineWebQuality, GopherQuality, GopherRepetition, URL = (
+            C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, OfflineURLFilter)
     make = {
         "content": lambda w: ContentGuard(exclusion_writer=w),
         "language": lambda w: LanguageFilter(languages=["en"], exclusion_writer=w),
-        "url": lambda w: OfflineURLFilter(exclusion_writer=w),
+        "url": lambda w: URL(exclusion_writer=w),
         "token_length": lambda w: TokenLengthFilter(cfg.tokenizer, cfg.min_tokens, cfg.max_tokens, exclusion_writer=w),
-        "gopher_repetition": lambda w: GopherRepetitionFilter(exclusion_writer=w),
-        "gopher_quality": lambda w: GopherQualityFilter(exclusion_writer=w),
-        "c4_quality": lambda w: C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=w),
+        "gopher_repetition": lambda w: GopherRepetition(exclusion_writer=w),
+        "gopher_quality": lambda w: GopherQuality(exclusion_writer=w),
+        "c4_quality": lambda w: C4Quality(filter_no_terminal_punct=False, exclusion_writer=w),
         "c4_badwords": lambda w: C4BadWordsFilter(default_language="en", exclusion_writer=w),
-        "fineweb_quality": lambda w: FineWebQualityFilter(exclusion_writer=w),
+        "fineweb_quality": lambda w: FineWebQuality(exclusion_writer=w),
     }
     return [(name, make[name](exclusion_writer(cfg.output, name))) for name in filter_names(cfg)]

@@ -1,0 +1,112 @@
+"""Filter throughput, Datatrove's filters against ours (`--filters fast`), on the same documents and one core.
+
+    python benchmarks/filter_throughput.py [--docs N] [--copies 1] [--step-copies 1] [--rss-copies 8]
+
+Input: the bundled sample's non-empty documents (the first `--docs`), `--copies` times. Prints, in
+bert tokens of the input documents per second of one core:
+  * in process, the default chain (URL → Gopher repetition → Gopher quality → C4 quality →
+    FineWeb quality) called directly: Datatrove's, ours with a cold tokenizer memo, ours warm (a
+    second pass), and our ratio to Datatrove (goal >= 10x); the URL lists are loaded beforehand;
+  * the pipeline's whole `filter` step (`refinedweb filter --tasks 1`: reading, every default
+    filter, dedup signatures and writing; Datatrove step time summed) on `--step-copies` copies,
+    each task starting cold (goal >= 300k tokens/s per core);
+  * the peak RSS of our filter task at 1x and `--rss-copies` x input (goal: flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata  # noqa: F401  (datatrove's dependency check needs it imported)
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from datatrove.data import Document
+from tokenizers import Tokenizer
+
+from pipeline_throughput import sample_rows, write_raw  # beside this script
+from pipelines import words
+from pipelines.config import JobConfig
+from pipelines.filters import build_filters
+from pipelines.stats import stage_stats
+from shards.layout import BERT_TOKENIZER
+
+CHAIN = ("url", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
+
+
+def chain(impl: str) -> list:
+    with tempfile.TemporaryDirectory() as d:
+        filters = dict(build_filters(JobConfig(output=d, filter_impl=impl)))
+    filters["url"].download_data()
+    return [filters[name] for name in CHAIN]
+
+
+def seconds(filters: list, rows: list[dict]) -> tuple[float, int]:
+    """Seconds to pass every document through the chain, and the documents kept."""
+    docs = [Document(text=r["content"], id=str(i), metadata={"url": r["url"]}) for i, r in enumerate(rows)]
+    t, kept = time.perf_counter(), 0
+    for doc in docs:
+        kept += all(f.filter(doc) is True for f in filters)
+    return time.perf_counter() - t, kept
+
+
+def filter_step(impl: str, rows: list[dict], copies: int, tmp: Path) -> tuple[float, float]:
+    """(Datatrove step seconds summed, peak RSS in MB of the job's largest process) of one `filter` job."""
+    out = tmp / f"{impl}-x{copies}"
+    write_raw(out / "raw", rows, copies)
+    job = [sys.executable, "-m", "pipelines.refinedweb", "filter", "--output", str(out), "--tasks", "1",
+           "--workers", "1", "--filters", impl]
+    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.stderr.write(r.stderr[-3000:]); "
+             "sys.exit(r.returncode)")
+    proc = subprocess.run([sys.executable, "-c", probe, *job], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"refinedweb filter --filters {impl} failed:\n{proc.stderr}")
+    return sum(s.seconds for s in stage_stats(str(out / "logs" / "filter"))), int(proc.stdout) / 1024
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--docs", type=int, default=None, help="take only the first N sample documents (quick runs)")
+    p.add_argument("--copies", type=int, default=1, help="sample replicas for the in-process chains")
+    p.add_argument("--step-copies", type=int, default=1, help="sample replicas for the `filter` steps")
+    p.add_argument("--rss-copies", type=int, default=8, help="sample replicas for the larger RSS measurement")
+    a = p.parse_args()
+    rows = sample_rows()[:a.docs]
+    tok = Tokenizer.from_file(str(BERT_TOKENIZER))
+    sample_tokens = sum(len(e.ids) for e in tok.encode_batch_fast([r["content"] for r in rows]))
+    docs = rows * a.copies
+    tokens = sample_tokens * a.copies
+    print(f"input: {len(rows)} sample documents, {sample_tokens:,} bert tokens; in process x{a.copies}, "
+          f"filter step x{a.step_copies}; one core")
+
+    ref = chain("datatrove")
+    ref_s, ref_kept = seconds(ref, docs)
+    words._shared = None  # cold: a fresh tokenizer and memo
+    ours = chain("fast")
+    cold_s, cold_kept = seconds(ours, docs)
+    warm_s, warm_kept = seconds(ours, docs)
+    if not ref_kept == cold_kept == warm_kept:
+        sys.exit(f"kept documents differ: datatrove {ref_kept}, fast {cold_kept} cold, {warm_kept} warm")
+    ref_rate = tokens / ref_s
+    print(f"{'':34}{'tokens/s per core':>18}{'ratio':>8}")
+    print(f"{'filters in process, datatrove':34}{ref_rate:>18,.0f}{1:>8.1f}")
+    for label, s in (("filters in process, fast (cold)", cold_s), ("filters in process, fast (warm)", warm_s)):
+        print(f"{label:34}{tokens / s:>18,.0f}{ref_s / s:>8.1f}   (goal >= 10x)")
+
+    with tempfile.TemporaryDirectory() as d:
+        slow_s, _ = filter_step("datatrove", rows, a.step_copies, Path(d))
+        fast_s, rss = filter_step("fast", rows, a.step_copies, Path(d))
+        rss_1x = rss if a.step_copies == 1 else filter_step("fast", rows, 1, Path(d))[1]
+        rss_nx = filter_step("fast", rows, a.rss_copies, Path(d))[1]
+    step_tokens = sample_tokens * a.step_copies
+    print(f"{'filter step, datatrove':34}{step_tokens / slow_s:>18,.0f}{1:>8.1f}")
+    print(f"{'filter step, fast (cold tasks)':34}{step_tokens / fast_s:>18,.0f}{slow_s / fast_s:>8.1f}"
+          "   (goal >= 300,000 tokens/s)")
+    print(f"peak RSS of the fast filter job: 1x {rss_1x:,.0f} MB, {a.rss_copies}x {rss_nx:,.0f} MB  (goal: flat)")
+
+
+if __name__ == "__main__":
+    main()

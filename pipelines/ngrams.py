@@ -1,0 +1,92 @@
+"""Gopher's n-gram statistics on token arrays, equal to Datatrove's string versions.
+
+* top n-gram: n-grams are word tuples (joined with spaces in Datatrove, and words hold no spaces),
+  compared exactly by ranking (previous rank, next word) pairs; the value is the character length
+  of the most frequent one times its count, the first seen winning ties.
+* duplicated n-grams: n-grams joined with no separator, so ("ab", "c") equals ("a", "bc"); they are
+  compared by a polynomial hash of the concatenated characters modulo two primes (62 bits), and the
+  greedy scan that jumps n words after a repeat runs only over n-grams that occur more than once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.words import BASES, MODULI, Words
+
+
+def _ends(w: Words) -> np.ndarray:
+    """ends[i] = characters in the first i words."""
+    return np.concatenate(([0], np.cumsum(w.lengths)))
+
+
+def _ranks(w: Words, n: int) -> np.ndarray:
+    """r[i] = r[j] iff words i..i+n-1 equal words j..j+n-1 (cached on `w`, built from n-1)."""
+    if n not in w.ranks:
+        prev = w.ids if n == 1 else _ranks(w, n - 1)
+        m = len(w.ids) - n + 1
+        key = prev[:m] * (int(w.ids.max()) + 1) + w.ids[n - 1:n - 1 + m]
+        w.ranks[n] = np.unique(key, return_inverse=True)[1].reshape(-1)
+    return w.ranks[n]
+
+
+def top_ngram_chars(w: Words, n: int) -> int:
+    """len(" ".join(top n-gram)) * its count; needs len(w) >= n."""
+    counts = np.bincount(_ranks(w, n))[_ranks(w, n)]
+    top = int(counts.max())
+    first = int(np.argmax(counts == top))
+    ends = _ends(w)
+    return (int(ends[first + n] - ends[first]) + n - 1) * top
+
+
+class _Powers:
+    """base**e and base**-e modulo p for e up to the longest text seen (grown by doubling)."""
+
+    def __init__(self, p: int, base: int):
+        self.p, self.base, self.inv = p, base, pow(base, p - 2, p)
+        self.up = np.ones(1, dtype=np.int64)
+        self.down = np.ones(1, dtype=np.int64)
+
+    def upto(self, e: int) -> tuple[np.ndarray, np.ndarray]:
+        while len(self.up) <= e:
+            m = len(self.up)
+            self.up = np.concatenate((self.up, self.up * pow(self.base, m, self.p) % self.p))
+            self.down = np.concatenate((self.down, self.down * pow(self.inv, m, self.p) % self.p))
+        return self.up, self.down
+
+
+_POWERS = [_Powers(p, b) for p, b in zip(MODULI, BASES)]
+
+
+def _concat_hashes(w: Words, n: int, ends: np.ndarray) -> np.ndarray:
+    """One int64 per n-gram position: the hash of its words concatenated."""
+    key = np.zeros(len(w) - n + 1, dtype=np.int64)
+    for h, powers in zip(w.hashes, _POWERS):
+        p = powers.p
+        up, down = powers.upto(int(ends[-1]))
+        prefix = np.concatenate(([0], np.cumsum(h * down[ends[1:]] % p) % p))
+        key = key * p + (prefix[n:] - prefix[:-n]) % p * up[ends[n:]] % p
+    return key
+
+
+def duplicated_chars(w: Words, n: int) -> int:
+    """Characters in repeated n-grams, scanning greedily and jumping n words past each repeat."""
+    if len(w) < n:
+        return 0
+    ends = _ends(w)
+    _, inverse, counts = np.unique(_concat_hashes(w, n, ends), return_inverse=True, return_counts=True)
+    repeated = np.flatnonzero(counts[inverse] > 1)
+    if not len(repeated):
+        return 0
+    chars, idx, seen = 0, 0, set()
+    lengths = (ends[repeated + n] - ends[repeated]).tolist()
+    for pos, key, length in zip(repeated.tolist(), inverse[repeated].tolist(), lengths):
+        if pos < idx:
+            continue
+        if key in seen:
+            chars += length
+            idx = pos + n
+        else:
+            seen.add(key)
+            idx = pos + 1
+    return chars
