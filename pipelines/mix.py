@@ -164,6 +164,15 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
     read, filters = filter_counts(logs, filter_names)
     dedup = dedup_counts(cfg, logs)
     kept = dedup["kept"] if dedup["enabled"] else (filters[filter_names[-1]]["kept"] if filter_names else read)
+    validation = {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")}
+    in_shards = sum(doc_counts.values()) + validation["documents"]
+    if in_shards != kept:
+        raise ValueError(
+            f"{out}: {kept} documents were kept by `filter`{' and dedup' if dedup['enabled'] else ''}, but the "
+            f"buckets and validation hold {in_shards} ({sum(doc_counts.values())} + {validation['documents']}); "
+            "the filtered documents changed after `tokenize` ran, or a stage is incomplete: rerun `tokenize` "
+            "(or `filter`, then `tokenize`) with the same settings"
+        )
 
     fs, raw = fsspec.core.url_to_fs(join(out, RAW))
     source_files = sorted(p[len(raw.rstrip("/")) + 1 :] for p in fs.find(raw)) if fs.exists(raw) else []
@@ -192,7 +201,7 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
         "filters": filters,
         "dedup": dedup,
         "buckets": bucket_info,
-        "validation": {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")},
+        "validation": validation,
         "mixtures": mixtures,
     }
     if source:
