@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import fsspec
 
-from shards import mixture
+from shards import atomic, mixture
 from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, SAMPLE_DIR, SETTINGS, join
 
 PIPELINE_VERSION = "1"
@@ -206,6 +206,4 @@ def check_resumable(cfg: JobConfig, stage: str) -> None:
                 f"rerun with the original settings to resume, or use a new --output"
             )
         return
-    fs.makedirs(fs._parent(fs_path), exist_ok=True)
-    with fs.open(fs_path, "w") as f:
-        json.dump(settings, f, indent=2)
+    atomic.write_text(path, json.dumps(settings, indent=2))

@@ -24,7 +24,7 @@ from pipelines.config import PIPELINE_VERSION, JobConfig
 from pipelines.stats import stage_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import manifest as manifest_io
-from shards import mds, mixture
+from shards import atomic, mds, mixture
 from shards.layout import MATERIALIZED, MDS, MIXTURES, RAW, VALIDATION, buckets, join, join_within
 
 
@@ -180,8 +180,7 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
     for name, proportions in (("stage1", mixture.natural(doc_counts)),
                               ("stage2", mixture.long_context(doc_counts, cfg.stage2_choices))):
         items = mixture.to_json(proportions)
-        with fsspec.open(join(out, MIXTURES, f"{name}.json"), "w", auto_mkdir=True) as f:
-            f.write(json.dumps(items, indent=2))
+        atomic.write_text(join(out, MIXTURES, f"{name}.json"), json.dumps(items, indent=2))
         mixtures[name] = {"path": f"{MIXTURES}/{name}.json", "proportions": {i["bucket"]: i["proportion"] for i in items}}
         if cfg.materialize:
             mixtures[name]["materialized"] = materialize(out, name, items, bucket_info, cfg.materialize, cfg.seed,

@@ -15,6 +15,8 @@ writes and the trainers that read can never disagree.
     OUT/logs/<stage>/          Datatrove logs, stats and completion markers; settings.json (resume check)
     OUT/README.md, OUT/token_lengths.png   the dataset card (`python -m shards card`)
     DEST/conversion.json       what `python -m shards convert` wrote into DEST
+
+Small files (settings, manifest, mixtures, indexes, conversion.json) are written whole: `shards.atomic`.
 """
 
 from __future__ import annotations
