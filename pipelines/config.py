@@ -25,6 +25,7 @@ OPTIONAL_FILTERS = ("language", "c4_badwords")  # download models/word lists at 
 REFINEDWEB = "hf://datasets/tiiuae/falcon-refinedweb/data"
 EXECUTORS = ("local", "ray")
 DEDUP_METHODS = ("exact", "minhash", "none")
+BAD_FILE_ACTIONS = ("stop", "skip")
 
 
 def setting(default, help: str, *, group: str, **cli):
@@ -43,6 +44,9 @@ class JobConfig:
                          "bundled 160-document sample", group="documents")
     glob: str = setting("**/*.parquet", "source files to take, relative to --input", group="documents")
     limit_files: int = setting(-1, "take only the first N source files (try-out)", group="documents")
+    on_bad_file: str = setting("stop", "a source file that is not a readable RefinedWeb parquet: stop the job "
+                               "naming it, or skip it (counted in the manifest, listed in OUT/removed/bad_files/)",
+                               group="documents", choices=BAD_FILE_ACTIONS)
     # execution
     executor: str = setting("local", "local: a process pool on this machine; ray: the Ray cluster the job runs on",
                             group="run", choices=EXECUTORS)
@@ -93,7 +97,7 @@ class JobConfig:
         unknown = set(self.filters) - set(DEFAULT_FILTERS) - set(OPTIONAL_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s) {sorted(unknown)}; choose from {DEFAULT_FILTERS + OPTIONAL_FILTERS}")
-        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS)):
+        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS), ("on_bad_file", BAD_FILE_ACTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.tasks < 1 or self.dedup_tasks < 1:

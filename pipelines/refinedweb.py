@@ -43,7 +43,7 @@ from pipelines.reader import SCHEMA, RefinedWebReader, flat_row
 from pipelines.storage import sync_s3_endpoint
 from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS, completed_tasks
 from shards import manifest as manifest_io
-from shards.layout import FILTERED, RAW, SETTINGS, join
+from shards.layout import BAD_FILES, FILTERED, RAW, REMOVED, SETTINGS, join
 
 STEPS = ("download", "filter", "tokenize", "mix")
 
@@ -99,7 +99,9 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
             require(join(out, RAW), cfg.glob, "download")
             require_complete(cfg, "download", "download")
         filters = build_filters(cfg)
-        head = [RefinedWebReader(join(out, RAW), doc_progress=True), *(f for _, f in filters)]
+        reader = RefinedWebReader(join(out, RAW), doc_progress=True, on_bad_file=cfg.on_bad_file,
+                                  quarantine=join(out, REMOVED, BAD_FILES))
+        head = [reader, *(f for _, f in filters)]
         if cfg.dedup != "none":
             candidates = dedup.folders(out)["candidates"]
             stage("filter", [*head, filtered_writer(candidates), dedup.signature_step(out, cfg.dedup, cfg.dedup_tasks)])

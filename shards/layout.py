@@ -5,6 +5,7 @@ writes and the trainers that read can never disagree.
 
     OUT/raw/                   mirrored source parquet files
     OUT/removed/<filter>/      documents each filter dropped (audit)
+    OUT/removed/bad_files/     `--on-bad-file skip`: the source files skipped, per filter task (<rank>.json)
     OUT/dedup/<part>/          dedup intermediates (candidates, signatures, …): safe to delete after a run
     OUT/filtered/              documents that passed, as parquet
     OUT/mds/<bucket>/          MDS shards of one length bucket (one merged index.json)
@@ -38,6 +39,7 @@ MATERIALIZED = "materialized"  # under MDS
 SETTINGS = "settings.json"  # under LOGS/<stage>
 CARD, CARD_HISTOGRAM = "README.md", "token_lengths.png"
 CONVERSION = "conversion.json"
+BAD_FILES = "bad_files"  # under REMOVED
 DEFAULT_EDGES = (1024, 2048)
 
 
