@@ -46,7 +46,7 @@ class JobConfig:
     limit_files: int = setting(-1, "take only the first N source files (try-out)", group="documents")
     on_bad_file: str = setting("stop", "a source file that is not a readable RefinedWeb parquet: stop the job "
                                "naming it, or skip it (counted in the manifest, listed in OUT/removed/bad_files/)",
-                               group="documents", choices=BAD_FILE_ACTIONS)
+                               group="documents", choices=BAD_FILE_ACTIONS, steps=("filter", "all"))
     # execution
     executor: str = setting("local", "local: a process pool on this machine; ray: the Ray cluster the job runs on",
                             group="run", choices=EXECUTORS)
