@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import fsspec
 
-from shards import mixture
+from shards import atomic, mixture
 from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, SAMPLE_DIR, SETTINGS, join
 
 PIPELINE_VERSION = "1"
@@ -26,6 +26,7 @@ REFINEDWEB = "hf://datasets/tiiuae/falcon-refinedweb/data"
 EXECUTORS = ("local", "ray")
 DEDUP_METHODS = ("exact", "minhash", "none")
 FILTER_IMPLS = ("fast", "datatrove")
+BAD_FILE_ACTIONS = ("stop", "skip")
 
 
 def setting(default, help: str, *, group: str, **cli):
@@ -44,6 +45,9 @@ class JobConfig:
                          "bundled 160-document sample", group="documents")
     glob: str = setting("**/*.parquet", "source files to take, relative to --input", group="documents")
     limit_files: int = setting(-1, "take only the first N source files (try-out)", group="documents")
+    on_bad_file: str = setting("stop", "a source file that is not a readable RefinedWeb parquet: stop the job "
+                               "naming it, or skip it (counted in the manifest, listed in OUT/removed/bad_files/)",
+                               group="documents", choices=BAD_FILE_ACTIONS, steps=("filter", "all"))
     # execution
     executor: str = setting("local", "local: a process pool on this machine; ray: the Ray cluster the job runs on",
                             group="run", choices=EXECUTORS)
@@ -97,7 +101,8 @@ class JobConfig:
         unknown = set(self.filters) - set(DEFAULT_FILTERS) - set(OPTIONAL_FILTERS)
         if unknown:
             raise ValueError(f"unknown filter(s) {sorted(unknown)}; choose from {DEFAULT_FILTERS + OPTIONAL_FILTERS}")
-        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS), ("filter_impl", FILTER_IMPLS)):
+        for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS), ("filter_impl", FILTER_IMPLS),
+                              ("on_bad_file", BAD_FILE_ACTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.tasks < 1 or self.dedup_tasks < 1:
@@ -210,6 +215,4 @@ def check_resumable(cfg: JobConfig, stage: str) -> None:
                 f"rerun with the original settings to resume, or use a new --output"
             )
         return
-    fs.makedirs(fs._parent(fs_path), exist_ok=True)
-    with fs.open(fs_path, "w") as f:
-        json.dump(settings, f, indent=2)
+    atomic.write_text(path, json.dumps(settings, indent=2))

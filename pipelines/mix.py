@@ -24,8 +24,9 @@ from pipelines.config import PIPELINE_VERSION, JobConfig
 from pipelines.stats import stage_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import manifest as manifest_io
-from shards import mds, mixture
-from shards.layout import MATERIALIZED, MDS, MIXTURES, RAW, VALIDATION, buckets, join, join_within
+from shards import atomic, mds, mixture
+from shards.layout import (BAD_FILES, MATERIALIZED, MDS, MIXTURES, RAW, REMOVED, VALIDATION, buckets, join,
+                           join_within)
 
 
 def histogram(counters: dict[str, float], prefix: str) -> dict:
@@ -53,6 +54,16 @@ def dedup_counts(cfg: JobConfig, logs: str) -> dict:
     step = stage_stats(join(logs, "dedup_filter"))[1]
     return {"enabled": True, "method": method, "removed_to": f"removed/{cfg.dedup}_dedup",
             "in": step.get("total"), "kept": step.get("forwarded"), "removed": step.get("dropped")}
+
+
+def quarantined(root: str) -> list[dict]:
+    """The source files `--on-bad-file skip` skipped ({file, error, documents_read}), in task order."""
+    fs, path = fsspec.core.url_to_fs(join(root, REMOVED, BAD_FILES))
+    records = []
+    for file in sorted(fs.glob(f"{path}/*.json")) if fs.exists(path) else []:
+        with fs.open(file, "r") as f:
+            records += json.load(f)
+    return records
 
 
 INTERLEAVE_BLOCK = 1 << 16  # draws ordered at once: the order's memory, whatever the size
@@ -162,8 +173,18 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
     source = retokenize.source_manifest(cfg) if cfg.retokenize_from else None
     logs = retokenize.filter_logs(source, cfg.retokenize_from) if source else cfg.logging_dir
     read, filters = filter_counts(logs, filter_names)
+    bad_files = quarantined(cfg.retokenize_from or out)
     dedup = dedup_counts(cfg, logs)
     kept = dedup["kept"] if dedup["enabled"] else (filters[filter_names[-1]]["kept"] if filter_names else read)
+    validation = {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")}
+    in_shards = sum(doc_counts.values()) + validation["documents"]
+    if in_shards != kept:
+        raise ValueError(
+            f"{out}: {kept} documents were kept by `filter`{' and dedup' if dedup['enabled'] else ''}, but the "
+            f"buckets and validation hold {in_shards} ({sum(doc_counts.values())} + {validation['documents']}); "
+            "the filtered documents changed after `tokenize` ran, or a stage is incomplete: rerun `tokenize` "
+            "(or `filter`, then `tokenize`) with the same settings"
+        )
 
     fs, raw = fsspec.core.url_to_fs(join(out, RAW))
     source_files = sorted(p[len(raw.rstrip("/")) + 1 :] for p in fs.find(raw)) if fs.exists(raw) else []
@@ -171,8 +192,7 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
     for name, proportions in (("stage1", mixture.natural(doc_counts)),
                               ("stage2", mixture.long_context(doc_counts, cfg.stage2_choices))):
         items = mixture.to_json(proportions)
-        with fsspec.open(join(out, MIXTURES, f"{name}.json"), "w", auto_mkdir=True) as f:
-            f.write(json.dumps(items, indent=2))
+        atomic.write_text(join(out, MIXTURES, f"{name}.json"), json.dumps(items, indent=2))
         mixtures[name] = {"path": f"{MIXTURES}/{name}.json", "proportions": {i["bucket"]: i["proportion"] for i in items}}
         if cfg.materialize:
             mixtures[name]["materialized"] = materialize(out, name, items, bucket_info, cfg.materialize, cfg.seed,
@@ -188,11 +208,12 @@ def build_manifest(cfg: JobConfig, filter_names: list[str]) -> dict:
         "source": source["source"] if source else {"url": cfg.input, "files": source_files},
         "config": cfg.to_dict(),
         "tokenizer": tok.describe(),
-        "documents": {"read": read, "kept": kept, "removed": read - kept},
+        "documents": {"read": read, "kept": kept, "removed": read - kept, "bad_files": len(bad_files)},
+        "bad_files": bad_files,
         "filters": filters,
         "dedup": dedup,
         "buckets": bucket_info,
-        "validation": {"fraction": cfg.val_fraction, **describe(VALIDATION, f"{MDS}/{VALIDATION}")},
+        "validation": validation,
         "mixtures": mixtures,
     }
     if source:
@@ -205,6 +226,9 @@ def summary(manifest: dict, out: str) -> str:
     """The end-of-run report: documents in/kept/removed per filter, tokens per bucket, where."""
     docs = manifest["documents"]
     lines = [f"documents read {docs['read']:,}  kept {docs['kept']:,}  removed {docs['removed']:,}"]
+    if docs.get("bad_files"):
+        lines.append(f"  skipped {docs['bad_files']} bad source file(s) (--on-bad-file skip): "
+                     + ", ".join(b["file"] for b in manifest["bad_files"]))
     for name, f in manifest["filters"].items():
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(f["reasons"].items()))
         lines.append(f"  {name:<18} in {f['in']:>9,}  removed {f['removed']:>8,}" + (f"  ({reasons})" if reasons else ""))

@@ -12,7 +12,8 @@ chains them with `depends=`):
     mix           OUT/manifest.json, OUT/mixtures/stage1.json, stage2.json
 
 Rerunning the same command after a crash resumes: completed tasks are skipped, unfinished ones
-are redone from scratch, and the output equals that of an uninterrupted run. `--executor ray` runs
+are redone from scratch, and the output equals that of an uninterrupted run. A step run alone first
+checks that the stage it reads completed every task (its completion markers), naming the missing ones. `--executor ray` runs
 the same stages on the Ray cluster the job is started on (`ray submit`, `ray job submit`); OUT and
 `--logging-dir` may be URLs (s3://…; `S3_ENDPOINT_URL`/`AWS_ENDPOINT_URL` for S3-compatible stores).
 
@@ -24,9 +25,11 @@ installed package.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
+import fsspec
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
@@ -38,9 +41,9 @@ from pipelines.filters import build_filters, exclusion_writer, filter_names
 from pipelines.mix import BuildManifest, summary
 from pipelines.reader import SCHEMA, RefinedWebReader, flat_row
 from pipelines.storage import sync_s3_endpoint
-from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS
+from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS, completed_tasks
 from shards import manifest as manifest_io
-from shards.layout import FILTERED, RAW, join
+from shards.layout import BAD_FILES, FILTERED, RAW, REMOVED, SETTINGS, join
 
 STEPS = ("download", "filter", "tokenize", "mix")
 
@@ -56,6 +59,26 @@ def require(folder: str, glob: str, step: str) -> None:
         list_source_files(folder, glob)
     except ValueError:
         raise ValueError(f"{folder} has no input files: run the `{step}` step (or `all`) first") from None
+
+
+def recorded(cfg: JobConfig, stage: str) -> dict:
+    """The settings a stage saved when it first ran (`check_resumable`), or {} before that."""
+    fs, path = fsspec.core.url_to_fs(join(cfg.logs(stage), SETTINGS))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
+def require_complete(cfg: JobConfig, stage: str, step: str) -> None:
+    """Fail early when the stage a step reads did not complete every task (Datatrove's completion
+    markers in `<logging_dir>/<stage>/completions/`), naming the missing ranks and the step to rerun."""
+    tasks = recorded(cfg, "filter" if stage == "dedup_filter" else stage).get("tasks", cfg.tasks)
+    missing = sorted(set(range(tasks)) - completed_tasks(cfg.logs(stage)))
+    if missing:
+        raise ValueError(f"`{stage}` did not complete tasks {missing} of {tasks} (no completion marker in "
+                         f"{join(cfg.logs(stage), 'completions')}): rerun the `{step}` step with the same settings "
+                         "to finish them, then this one")
 
 
 def build(cfg: JobConfig, steps: tuple[str, ...]):
@@ -74,8 +97,11 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
         check_resumable(cfg, "filter")
         if "download" not in steps:
             require(join(out, RAW), cfg.glob, "download")
+            require_complete(cfg, "download", "download")
         filters = build_filters(cfg)
-        head = [RefinedWebReader(join(out, RAW), doc_progress=True), *(f for _, f in filters)]
+        reader = RefinedWebReader(join(out, RAW), doc_progress=True, on_bad_file=cfg.on_bad_file,
+                                  quarantine=join(out, REMOVED, BAD_FILES))
+        head = [reader, *(f for _, f in filters)]
         if cfg.dedup != "none":
             candidates = dedup.folders(out)["candidates"]
             stage("filter", [*head, filtered_writer(candidates), dedup.signature_step(out, cfg.dedup, cfg.dedup_tasks)])
@@ -89,6 +115,10 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
         check_resumable(cfg, "tokenize")
         if "filter" not in steps:
             require(cfg.filtered, "*.parquet", "filter")
+            if not cfg.retokenize_from:  # FROM is a finished output (its manifest says so)
+                require_complete(cfg, "filter", "filter")
+                if recorded(cfg, "filter").get("dedup", cfg.dedup) != "none":
+                    require_complete(cfg, "dedup_filter", "filter")
         stage("tokenize", [
             ParquetReader(cfg.filtered, text_key="text", id_key="id", glob_pattern="*.parquet"),
             TokenizeToMDS(out, cfg.tokenizer, cfg.bucket_edges, cfg.val_fraction, cfg.batch_size, cfg.shard_size),
@@ -96,6 +126,8 @@ def build(cfg: JobConfig, steps: tuple[str, ...]):
         stage("merge", [MergeIndexes(out, cfg.bucket_edges, cfg.logs("tokenize"), cfg.tasks)], tasks=1,
               skip_completed=False)
     if "mix" in steps:
+        if "tokenize" not in steps:
+            require_complete(cfg, "tokenize", "tokenize")
         if cfg.retokenize_from:
             retokenize.require_filter_stats(cfg)
         stage("mix", [BuildManifest(cfg, filter_names(cfg))], tasks=1, skip_completed=False)

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shards import manifest as manifest_io
-from shards import mds
+from shards import atomic, mds
 from shards.layout import CONVERSION, FILTERED, MANIFEST, join, join_within
 
 FORMATS = ("llm-foundry", "modernbert", "hf", "text")
@@ -205,8 +205,7 @@ def convert(root: str, to: str, dest: str, chunk_length: int = 1024) -> dict:
         if to == "llm-foundry":
             record["chunk_length"] = chunk_length
             record["separator"] = {"token": "sep", "id": tok["special_tokens"]["sep"]}
-    with fsspec.open(join(dest, CONVERSION), "w", auto_mkdir=True) as f:
-        json.dump(record, f, indent=2)
+    atomic.write_text(join(dest, CONVERSION), json.dumps(record, indent=2))
     return record
 
 

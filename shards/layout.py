@@ -5,6 +5,7 @@ writes and the trainers that read can never disagree.
 
     OUT/raw/                   mirrored source parquet files
     OUT/removed/<filter>/      documents each filter dropped (audit)
+    OUT/removed/bad_files/     `--on-bad-file skip`: the source files skipped, per filter task (<rank>.json)
     OUT/dedup/<part>/          dedup intermediates (candidates, signatures, …): safe to delete after a run
     OUT/filtered/              documents that passed, as parquet
     OUT/mds/<bucket>/          MDS shards of one length bucket (one merged index.json)
@@ -15,6 +16,8 @@ writes and the trainers that read can never disagree.
     OUT/logs/<stage>/          Datatrove logs, stats and completion markers; settings.json (resume check)
     OUT/README.md, OUT/token_lengths.png   the dataset card (`python -m shards card`)
     DEST/conversion.json       what `python -m shards convert` wrote into DEST
+
+Small files (settings, manifest, mixtures, indexes, conversion.json) are written whole: `shards.atomic`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ MATERIALIZED = "materialized"  # under MDS
 SETTINGS = "settings.json"  # under LOGS/<stage>
 CARD, CARD_HISTOGRAM = "README.md", "token_lengths.png"
 CONVERSION = "conversion.json"
+BAD_FILES = "bad_files"  # under REMOVED
 DEFAULT_EDGES = (1024, 2048)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import fsspec
 
+from shards import atomic
 from shards.layout import MANIFEST, join
 
 FORMAT_VERSION = 1
@@ -54,20 +55,10 @@ def read(root: str) -> dict:
 
 
 def write(root: str, manifest: dict) -> str:
-    """Write the manifest; on a local disk through a temporary name, so readers never see half."""
+    """Write the manifest whole (`shards.atomic`): readers never see half of it."""
     validate(manifest, where="manifest to write")
     path = join(root, MANIFEST)
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    text = json.dumps(manifest, indent=2, sort_keys=False)
-    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
-        tmp = fs_path + ".tmp"
-        with fs.open(tmp, "w") as f:
-            f.write(text)
-        fs.mv(tmp, fs_path)
-    else:  # object stores write whole objects atomically
-        with fs.open(fs_path, "w") as f:
-            f.write(text)
-    return path
+    return atomic.write_text(path, json.dumps(manifest, indent=2, sort_keys=False))
 
 
 def validate(manifest: dict, where: str = "manifest") -> None:

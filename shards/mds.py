@@ -12,6 +12,7 @@ import json
 
 import fsspec
 
+from shards import atomic
 from shards.layout import join, join_within
 
 INDEX = "index.json"
@@ -48,11 +49,7 @@ def read_index(folder: str) -> dict:
 
 
 def write_index(folder: str, index: dict) -> None:
-    fs, path = fsspec.core.url_to_fs(join(folder, INDEX))
-    fs.makedirs(fs._parent(path), exist_ok=True)
-    with fs.open(path + ".tmp", "w") as f:
-        json.dump(index, f)
-    fs.mv(path + ".tmp", path)
+    atomic.write_text(join(folder, INDEX), json.dumps(index))
 
 
 def merge(folder: str, tasks: list[int]) -> dict:

@@ -3,7 +3,9 @@ versioned schema of what a training checkpoint holds.
 
 Invariants: a folder `RUN/checkpoints/step_NNNNNNNN/` exists only complete — it is written under a
 temporary name, flushed, then renamed (atomic on a POSIX file system), so a write killed midway
-leaves the previous checkpoint the newest valid one; loading never unpickles code
+leaves the previous checkpoint the newest valid one; the same step saved again swaps the complete
+old copy aside (`.old-step_N-<pid>`) before the new one takes its name, and a crash between those
+renames is undone by the next look-up (`valid` renames the old copy back); loading never unpickles code
 (`torch.load(weights_only=True)`: the state holds only tensors and plain containers).
 """
 
@@ -19,6 +21,7 @@ import torch
 SUBDIR = "checkpoints"
 STATE = "state.pt"
 _NAME = re.compile(r"^step_(\d{8})$")
+_OLD = re.compile(r"^\.old-(step_\d{8})-\d+$")
 VERSION = 1  # of the training state below; another version is refused on resume
 
 
@@ -95,17 +98,23 @@ def save(run_dir: str | Path, step: int, state: dict, keep: int) -> Path:
     _fsync(root)
     for stale in sorted(valid(root))[:-keep] if keep > 0 else []:
         shutil.rmtree(stale, ignore_errors=True)
-    for leftover in root.glob(".tmp-*"):
+    for leftover in [*root.glob(".tmp-*"), *root.glob(".old-*")]:
         if not leftover.name.endswith(f"-{os.getpid()}"):  # a writer that died midway
             shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 
 def valid(root: str | Path) -> list[Path]:
-    """Complete checkpoints under `root`, oldest first; temporary folders are never listed."""
+    """Complete checkpoints under `root`, oldest first; temporary folders are never listed. A same-step
+    swap killed between its renames left only the complete old copy: it gets its name back first."""
     root = Path(root)
     if not root.is_dir():
         return []
+    for old in root.glob(".old-step_*"):
+        name = _OLD.match(old.name)
+        final = root / name.group(1) if name else None
+        if final is not None and not final.exists() and (old / STATE).is_file():
+            os.replace(old, final)
     found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / STATE).is_file()]
     return sorted(found, key=lambda p: p.name)
 

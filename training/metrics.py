@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from shards import atomic
+
 METRICS = "metrics.jsonl"
 
 # Dense bf16 peak per device, FLOP/s (no sparsity); MFU is reported only when the peak is known.
@@ -57,16 +59,15 @@ def banner(cfg, num_params: int, step: int, accum: int, world: int, backend: str
 
 class MetricsLog:
     """Rank 0 only. On resume from step S, lines after S (from the interrupted run) are dropped,
-    so the file always reads as one uninterrupted run."""
+    and so is a last line torn by a crash mid-write, so the file always reads as one uninterrupted run."""
 
     def __init__(self, run_dir: str | Path, tensorboard: bool, resume_step: int | None):
         self.path = Path(run_dir) / METRICS
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line, r in records(self.path) if r["step"] <= resume_step]
+        atomic.write_text(str(self.path), "".join(line + "\n" for line in kept))
         self.file = self.path.open("a")
         self.tb = None
         if tensorboard:
@@ -92,4 +93,19 @@ def read(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: point at a run folder written by `python -m training`")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for _, r in records(path)]
+
+
+def records(path: Path) -> list[tuple[str, dict]]:
+    """(line, record) of a metrics file; an unparseable last line (a write cut short by a crash) is
+    dropped, an unparseable line before it is an error."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append((line, json.loads(line)))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}: line {i + 1} is not JSON ({e}); the file was edited or damaged") from None
+    return out
