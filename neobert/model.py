@@ -24,7 +24,7 @@ from neobert.attention import PackedDocs, PaddedRows, select_backend
 from neobert.config import NeoBERTConfig
 
 ROPE_THETA = 10000.0
-IGNORE_INDEX = -100
+IGNORE_INDEX = nn.CrossEntropyLoss().ignore_index  # -100: PyTorch's, as shards.masking.IGNORE
 
 
 def rope_angles(position_ids: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:

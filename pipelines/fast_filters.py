@@ -14,7 +14,7 @@ import os
 import numpy as np
 import xxhash
 from datatrove.data import Document
-from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter
+from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, URLFilter
 from datatrove.pipeline.filters import GopherRepetitionFilter
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
 from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
@@ -22,8 +22,17 @@ from datatrove.pipeline.filters.url_filter import get_list, normalize, normalize
 from datatrove.utils.typeshelper import Languages
 
 from pipelines import words
-from pipelines.filters import OfflineURLFilter
 from pipelines.ngrams import duplicated_chars, top_ngram_chars
+
+
+class OfflineURLFilter(URLFilter):
+    """URLFilter whose tldextract uses the public-suffix snapshot shipped with tldextract: no network."""
+
+    def __init__(self, **kwargs):
+        from tldextract import TLDExtract
+
+        super().__init__(**kwargs)
+        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 def _english_only(language: str) -> None:

@@ -15,12 +15,19 @@ from datatrove.pipeline.filters import (
     GopherQualityFilter,
     GopherRepetitionFilter,
     LanguageFilter,
-    URLFilter,
 )
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers import ParquetWriter
 
 from pipelines.config import JobConfig
+from pipelines.fast_filters import (
+    FastC4Quality,
+    FastFineWebQuality,
+    FastGopherQuality,
+    FastGopherRepetition,
+    FastURLFilter,
+    OfflineURLFilter,
+)
 from pipelines.reader import SCHEMA, flat_row
 from pipelines.tokenizer import load_tokenizer
 from shards.layout import REMOVED, join
@@ -34,16 +41,6 @@ class ContentGuard(BaseFilter):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         bad = doc.metadata.pop("bad_input", None)
         return (False, bad) if bad else True
-
-
-class OfflineURLFilter(URLFilter):
-    """URLFilter whose tldextract uses the public-suffix snapshot shipped with tldextract: no network."""
-
-    def __init__(self, **kwargs):
-        from tldextract import TLDExtract
-
-        super().__init__(**kwargs)
-        self.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 class TokenLengthFilter(BaseFilter):
@@ -96,13 +93,8 @@ def build_filters(cfg: JobConfig) -> list[tuple[str, BaseFilter]]:
     Datatrove's URL/Gopher/C4/FineWeb filters or their equal, faster versions (`pipelines.fast_filters`).
     """
     if cfg.filter_impl == "fast":
-        from pipelines.fast_filters import (
-            FastC4Quality as C4Quality,
-            FastFineWebQuality as FineWebQuality,
-            FastGopherQuality as GopherQuality,
-            FastGopherRepetition as GopherRepetition,
-            FastURLFilter as URL,
-        )
+        C4Quality, FineWebQuality, GopherQuality, GopherRepetition, URL = (
+            FastC4Quality, FastFineWebQuality, FastGopherQuality, FastGopherRepetition, FastURLFilter)
     else:
         C4Quality, FineWebQuality, GopherQuality, GopherRepetition, URL = (
             C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter, OfflineURLFilter)

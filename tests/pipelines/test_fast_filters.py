@@ -23,8 +23,8 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer
 from pipelines import words
 from pipelines.config import JobConfig
 from pipelines.fast_filters import FastC4Quality, FastFineWebQuality, FastGopherQuality, FastGopherRepetition
-from pipelines.fast_filters import FastURLFilter
-from pipelines.filters import OfflineURLFilter, build_filters
+from pipelines.fast_filters import FastURLFilter, OfflineURLFilter
+from pipelines.filters import build_filters
 from shards.layout import SAMPLE_DIR
 
 CHAIN = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
