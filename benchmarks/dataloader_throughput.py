@@ -7,7 +7,7 @@
 at stage-1 (context 1024) and stage-2 (context 4096) settings, 32k-token micro-batches.
 Goal: full ≥ 1M tokens/s per worker.
 
-    python benchmarks/dataloader_throughput.py --root OUT [--tokens 20000000]
+    python -m benchmarks.dataloader_throughput --root OUT [--tokens 20000000]
 """
 
 from __future__ import annotations

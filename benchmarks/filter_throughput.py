@@ -1,6 +1,6 @@
 """Filter throughput, Datatrove's filters against ours (`--filters fast`), on the same documents and one core.
 
-    python benchmarks/filter_throughput.py [--docs N] [--copies 1] [--step-copies 1] [--rss-copies 8]
+    python -m benchmarks.filter_throughput [--docs N] [--copies 1] [--step-copies 1] [--rss-copies 8]
 
 Input: the bundled sample's non-empty documents (the first `--docs`), `--copies` times. Prints, in
 bert tokens of the input documents per second of one core:
@@ -26,7 +26,7 @@ from pathlib import Path
 from datatrove.data import Document
 from tokenizers import Tokenizer
 
-from pipeline_throughput import sample_rows, write_raw  # beside this script
+from benchmarks.pipeline_throughput import sample_rows, write_raw
 from pipelines import words
 from pipelines.config import JobConfig
 from pipelines.filters import build_filters

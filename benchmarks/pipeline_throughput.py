@@ -1,6 +1,6 @@
 """Pipeline throughput, measured side by side on the same documents and cores in one run.
 
-    python benchmarks/pipeline_throughput.py [--copies 10] [--tasks 2]
+    python -m benchmarks.pipeline_throughput [--copies 10] [--tasks 2]
 
 Input: the bundled sample's non-empty documents, replicated `--copies` times with distinct ids
 ("1x"); "4x" is four times that. Prints:
