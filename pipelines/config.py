@@ -104,7 +104,8 @@ class JobConfig:
         for name, allowed in (("executor", EXECUTORS), ("dedup", DEDUP_METHODS), ("filter_impl", FILTER_IMPLS),
                               ("on_bad_file", BAD_FILE_ACTIONS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{flag(name)} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ValueError(f"{flag(name)} (JobConfig.{name}) must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}")
         if self.tasks < 1 or self.dedup_tasks < 1:
             raise ValueError(f"--tasks and --dedup-tasks must be >= 1, got {self.tasks}, {self.dedup_tasks}")
         if self.dedup_tasks > 1 and self.dedup != "exact":
@@ -190,12 +191,17 @@ def resolve(given: dict, base: dict | None = None) -> JobConfig:
     return JobConfig(**values)
 
 
-# The settings each stage's output depends on (besides those of the stages before it).
+# The settings each stage's output depends on (besides those of the stages before it). `filter_impl`
+# is not one: both implementations make the same decisions (tests/pipelines/test_fast_filters.py).
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
     "download": ("input", "glob", "limit_files", "tasks"),
-    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "dedup_tasks", "filter_impl"),
+    "filter": ("filters", "min_tokens", "max_tokens", "tokenizer", "tasks", "dedup", "dedup_tasks"),
     "tokenize": ("tokenizer", "bucket_edges", "val_fraction", "shard_size", "tasks"),
 }
+
+
+# Settings added after outputs were first written: what such an output was made with.
+UNRECORDED = {"dedup_tasks": 1}
 
 
 def check_resumable(cfg: JobConfig, stage: str) -> None:
@@ -207,6 +213,7 @@ def check_resumable(cfg: JobConfig, stage: str) -> None:
     if fs.exists(fs_path):
         with fs.open(fs_path, "r") as f:
             saved = json.load(f)
+        saved = {**UNRECORDED, **saved}
         changed = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
         if changed:
             desc = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
