@@ -73,8 +73,11 @@ def recorded(cfg: JobConfig, stage: str) -> dict:
 def require_complete(cfg: JobConfig, stage: str, step: str) -> None:
     """Fail early when the stage a step reads did not complete every task (Datatrove's completion
     markers in `<logging_dir>/<stage>/completions/`), naming the missing ranks and the step to rerun."""
-    tasks = recorded(cfg, "filter" if stage == "dedup_filter" else stage).get("tasks", cfg.tasks)
-    missing = sorted(set(range(tasks)) - completed_tasks(cfg.logs(stage)))
+    settings, done = recorded(cfg, "filter" if stage == "dedup_filter" else stage), completed_tasks(cfg.logs(stage))
+    if not settings and not done:
+        return  # the stage never ran in this OUT: its files came another way, which `require` checked
+    tasks = settings.get("tasks", cfg.tasks)
+    missing = sorted(set(range(tasks)) - done)
     if missing:
         raise ValueError(f"`{stage}` did not complete tasks {missing} of {tasks} (no completion marker in "
                          f"{join(cfg.logs(stage), 'completions')}): rerun the `{step}` step with the same settings "
