@@ -204,15 +204,21 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 UNRECORDED = {"dedup_tasks": 1}
 
 
+def recorded(cfg: JobConfig, stage: str) -> dict:
+    """The settings a stage saved when it first ran in this OUT (`check_resumable`), or {} before that."""
+    fs, path = fsspec.core.url_to_fs(join(cfg.logs(stage), SETTINGS))
+    if not fs.exists(path):
+        return {}
+    with fs.open(path, "r") as f:
+        return json.load(f)
+
+
 def check_resumable(cfg: JobConfig, stage: str) -> None:
     """Save the stage's settings on first run; on a rerun, refuse settings that differ."""
     settings = {k: getattr(cfg, k) for k in STAGE_SETTINGS[stage]}
     settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
-    path = join(cfg.logs(stage), SETTINGS)
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if fs.exists(fs_path):
-        with fs.open(fs_path, "r") as f:
-            saved = json.load(f)
+    saved = recorded(cfg, stage)
+    if saved:
         saved = {**UNRECORDED, **saved}
         changed = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
         if changed:
@@ -222,4 +228,4 @@ def check_resumable(cfg: JobConfig, stage: str) -> None:
                 f"rerun with the original settings to resume, or use a new --output"
             )
         return
-    atomic.write_text(path, json.dumps(settings, indent=2))
+    atomic.write_text(join(cfg.logs(stage), SETTINGS), json.dumps(settings, indent=2))

@@ -25,16 +25,22 @@ installed package.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
-import fsspec
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
 from pipelines import dedup, retokenize
-from pipelines.config import DEFAULT_FILTERS, OPTIONAL_FILTERS, JobConfig, add_options, check_resumable, resolve
+from pipelines.config import (
+    DEFAULT_FILTERS,
+    OPTIONAL_FILTERS,
+    JobConfig,
+    add_options,
+    check_resumable,
+    recorded,
+    resolve,
+)
 from pipelines.download import MirrorFiles, list_source_files
 from pipelines.executors import StageFailed, connect_ray, make_executor
 from pipelines.filters import build_filters, exclusion_writer, filter_names
@@ -43,7 +49,7 @@ from pipelines.reader import SCHEMA, RefinedWebReader, flat_row
 from pipelines.storage import sync_s3_endpoint
 from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS, completed_tasks
 from shards import manifest as manifest_io
-from shards.layout import BAD_FILES, FILTERED, RAW, REMOVED, SETTINGS, join
+from shards.layout import BAD_FILES, FILTERED, RAW, REMOVED, join
 
 STEPS = ("download", "filter", "tokenize", "mix")
 
@@ -59,15 +65,6 @@ def require(folder: str, glob: str, step: str) -> None:
         list_source_files(folder, glob)
     except ValueError:
         raise ValueError(f"{folder} has no input files: run the `{step}` step (or `all`) first") from None
-
-
-def recorded(cfg: JobConfig, stage: str) -> dict:
-    """The settings a stage saved when it first ran (`check_resumable`), or {} before that."""
-    fs, path = fsspec.core.url_to_fs(join(cfg.logs(stage), SETTINGS))
-    if not fs.exists(path):
-        return {}
-    with fs.open(path, "r") as f:
-        return json.load(f)
 
 
 def require_complete(cfg: JobConfig, stage: str, step: str) -> None:
