@@ -33,11 +33,10 @@ class Checked:
 REGENERATE = "rerun the pipeline's `mix` step (or `tokenize` if shards changed)"
 
 
-def verify_files(root: str, manifest: dict) -> int:
-    """Each small file the manifest records has its sha256; returns how many were checked."""
+def verify_files(root: str, manifest: dict) -> None:
+    """Each small file the manifest records has its sha256."""
     where = join(root, MANIFEST)
-    files = manifest.get("files", {})
-    for rel, expected in files.items():
+    for rel, expected in manifest.get("files", {}).items():
         path = join_within(root, rel, where)
         try:
             got = manifest_io.file_sha256(path)
@@ -46,7 +45,6 @@ def verify_files(root: str, manifest: dict) -> int:
         if got != expected:
             raise ValueError(f"{path}: sha256 {got[:12]}…, {where} records {expected[:12]}… (the file changed "
                              f"after the manifest was written); {REGENERATE}")
-    return len(files)
 
 
 def verify_task_indexes(folder: str, index: dict) -> None:
@@ -67,8 +65,8 @@ def verify_task_indexes(folder: str, index: dict) -> None:
                              "rebuilds the merged index)")
 
 
-def verify_mixtures(root: str, manifest: dict) -> int:
-    """Every mixture file under OUT/mixtures/ and every one the manifest names; returns how many."""
+def verify_mixtures(root: str, manifest: dict) -> None:
+    """Every mixture file under OUT/mixtures/ and every one the manifest names."""
     where = join(root, MANIFEST)
     recorded = {join_within(root, mix["path"], where): name
                 for name, mix in manifest.get("mixtures", {}).items() if "path" in mix}
@@ -91,7 +89,6 @@ def verify_mixtures(root: str, manifest: dict) -> int:
             got = {buckets[i["path"]]: i["proportion"] for i in items}
             if got != want:
                 raise ValueError(f"{file}: proportions {got}, {where} records {want}; {REGENERATE}")
-    return len(set(on_disk) | set(recorded))
 
 
 def verify_section(root: str, name: str, section: dict, special: dict, lo: int = 0, hi: int | None = None) -> Checked:
