@@ -1,8 +1,9 @@
 """Tools for a pipeline output `OUT`:
 
     python -m shards inspect OUT                    the manifest as tables
-    python -m shards verify OUT                     re-hash every shard, check counts (exit 1 naming the bad one)
-    python -m shards convert OUT --to FORMAT --output DEST
+    python -m shards verify OUT                     re-hash every shard, index and mixture, check counts
+                                                    (exit 1 naming the bad file)
+    python -m shards convert OUT --to FORMAT --output DEST [--validate-hash sha1|xxh64]
                                                     llm-foundry | modernbert | hf | text (see shards.convert)
     python -m shards card OUT                       OUT/README.md, a Hugging Face dataset card, and its PNG
 """
@@ -17,6 +18,7 @@ from shards.card import write_card
 from shards.convert import FORMATS, convert
 from shards.convert import summary as convert_summary
 from shards.layout import CARD_HISTOGRAM
+from shards.mds import HASHES
 from shards.verify import verify
 
 
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--to", required=True, choices=FORMATS, help="the consumer's layout (see shards.convert)")
     c.add_argument("--output", "-o", required=True, help="destination folder (DEST)")
     c.add_argument("--chunk-length", type=int, default=1024, help="llm-foundry: tokens per sample")
+    c.add_argument("--validate-hash", choices=HASHES, help="check every shard file's hash as it is read")
     a = p.parse_args(argv)
     try:
         if a.command == "inspect":
@@ -84,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         elif a.command == "card":
             print(f"wrote {write_card(a.root)} and {CARD_HISTOGRAM} next to it")
         elif a.command == "convert":
-            print(convert_summary(convert(a.root, a.to, a.output, a.chunk_length), a.output))
+            print(convert_summary(convert(a.root, a.to, a.output, a.chunk_length, a.validate_hash), a.output))
         else:
             checked = verify(a.root)
             total = sum(c.shards for c in checked.values()), sum(c.documents for c in checked.values())
             for name, c in checked.items():
                 print(f"ok  {name:<22} {c.shards:>5} shards {c.documents:>10,} documents {c.tokens:>14,} tokens")
-            print(f"verified {total[0]} shards, {total[1]:,} documents: all hashes and counts match the manifest")
+            print(f"verified {total[0]} shards, {total[1]:,} documents, their indexes and the mixtures: "
+                  "all hashes and counts match the manifest")
     except (ValueError, FileNotFoundError) as e:
         print(f"{a.command} failed: {e}", file=sys.stderr)
         return 1

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from streaming import StreamingDataset
 
 from shards import manifest as manifest_io
 from shards import packing, windows
 from shards.batches import mlm_batch
 from shards.manifest import Vocab
 from shards.masking import IGNORE, Masking, stream_id
-from shards.streams import mixture_streams, validation_streams
+from shards.streams import CheckedDataset, mixture_streams, validation_streams
 from shards.tokenizer import tokenizer_sha256
 
 VALIDATION = "validation"  # the `mixture` name of the held-out split
@@ -46,8 +45,8 @@ def check_tokenizer(manifest: dict, tokenizer: str | Path, where: str) -> None:
         )
 
 
-class WindowDataset(StreamingDataset):
-    """A `StreamingDataset` over whole documents whose iteration yields their windows.
+class WindowDataset(CheckedDataset):
+    """A `StreamingDataset` (`shards.streams.CheckedDataset`) over whole documents whose iteration yields their windows.
 
     Each item is `{"input_ids": ndarray, "id": str}`, framed `[CLS] … [SEP]`, at most
     `context_length` tokens (see `shards.windows`). `len()`, sampling, sharding across ranks and
@@ -66,16 +65,19 @@ class WindowDataset(StreamingDataset):
 
 
 def open_dataset(root: str, *, tokenizer: str | Path, mixture: str = "stage1", context_length: int = 1024,
-                 long_docs: str = "split", cache_dir: str | None = None, shuffle: bool = True, seed: int = 0,
-                 **streaming_kwargs) -> WindowDataset:
-    """The windows of a pipeline output (a folder or `s3://…`; remote roots need `cache_dir`).
+                 long_docs: str = "split", cache_dir: str | None = None, cache_limit: int | str | None = None,
+                 shuffle: bool = True, seed: int = 0, **streaming_kwargs) -> WindowDataset:
+    """The windows of a pipeline output (a folder or `s3://…`), never writing into it.
 
     `mixture`: `stage1`, `stage2`, a mixture `.json` file, or `validation` (the held-out split).
     `long_docs`: `split` covers each long document with consecutive windows (nothing dropped);
     `truncate` keeps only its first window (the published NeoBERT recipe).
     `tokenizer`: what your model's embeddings were built for (path, folder or Hub name); checked
-    against the manifest. Other keyword arguments go to `StreamingDataset` (e.g. `batch_size`,
-    `num_canonical_nodes`, `epoch_size`).
+    against the manifest. `cache_dir`: where streaming copies and decompresses the shards it reads
+    (default `shards.streams.default_cache_dir()`, one folder per dataset content, see
+    `shards.streams`); `cache_limit` (bytes or e.g. `"20gb"`): evict cached shards beyond it.
+    Other keyword arguments go to `StreamingDataset` (e.g. `batch_size`, `num_canonical_nodes`,
+    `epoch_size`, `validate_hash="xxh64"` to check each shard file as it is cached).
     """
     windows.check(context_length, long_docs)
     manifest = manifest_io.read(root)
@@ -87,7 +89,7 @@ def open_dataset(root: str, *, tokenizer: str | Path, mixture: str = "stage1", c
     streaming_kwargs.setdefault("batch_size", 1)
     return WindowDataset(streams=streams, vocab=Vocab.from_manifest(manifest), context_length=context_length,
                          long_docs=long_docs, manifest=manifest, shuffle=shuffle, shuffle_seed=seed,
-                         **streaming_kwargs)
+                         cache_limit=cache_limit, **streaming_kwargs)
 
 
 def _stream() -> int:

@@ -42,11 +42,16 @@ def split_folders(root: str, manifest: dict) -> dict[str, list[str]]:
             "val": [join_within(root, val["path"], where)] if val["documents"] else []}
 
 
-def documents(folders: list[str], progress: tqdm) -> Iterator[dict]:
-    """Every stored document (`input_ids`, `id`, `num_tokens`), folder by folder, shard by shard."""
+def documents(folders: list[str], progress: tqdm, validate_hash: str | None = None) -> Iterator[dict]:
+    """Every stored document (`input_ids`, `id`, `num_tokens`), folder by folder, shard by shard;
+    each shard's `validate_hash` checked against its index before it is decoded."""
     for folder in folders:
         for shard in mds.read_index(folder)["shards"]:
-            for sample in mds.iter_samples(folder, shard, mds.read_shard(folder, shard)):
+            stored = mds.read_shard(folder, shard)
+            if validate_hash:
+                info = mds.stored_file(shard)
+                mds.check_hashes(join(folder, info["basename"]), stored, info, [validate_hash])
+            for sample in mds.iter_samples(folder, shard, stored):
                 progress.update(1)
                 yield sample
 
@@ -162,10 +167,16 @@ def to_text(root: str, dest: str, progress: tqdm) -> dict:
     return counts
 
 
-def convert(root: str, to: str, dest: str, chunk_length: int = 1024) -> dict:
-    """Write `root`'s shards to `dest` in format `to`; returns (and writes) the output's manifest."""
+def convert(root: str, to: str, dest: str, chunk_length: int = 1024, validate_hash: str | None = None) -> dict:
+    """Write `root`'s shards to `dest` in format `to`; returns (and writes) the output's manifest.
+    Reads OUT only (shards are decompressed in memory); `validate_hash` (`sha1`, `xxh64`) checks
+    every shard file before its documents are written."""
     if to not in FORMATS:
         raise ValueError(f"unknown format {to!r}; choose one of {FORMATS}")
+    if validate_hash not in (None, *mds.HASHES):
+        raise ValueError(f"--validate-hash {validate_hash!r}: the shards record {mds.HASHES}; choose one of those")
+    if validate_hash and to == "text":
+        raise ValueError("--validate-hash checks MDS shards; the text format reads the filtered/ parquet files")
     if chunk_length < 1:
         raise ValueError(f"--chunk-length must be >= 1, got {chunk_length}")
     manifest = manifest_io.read(root)
@@ -189,7 +200,7 @@ def convert(root: str, to: str, dest: str, chunk_length: int = 1024) -> dict:
             for split, parts in folders.items():
                 if not parts:
                     continue
-                docs, out = documents(parts, progress), join(dest, split)
+                docs, out = documents(parts, progress, validate_hash), join(dest, split)
                 if to == "llm-foundry":
                     counts = to_llm_foundry(docs, out, tok["special_tokens"]["sep"], chunk_length)
                 elif to == "modernbert":

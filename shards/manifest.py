@@ -6,17 +6,20 @@ Consumers rely on these keys (the pipeline writes more: config, filters, dedup, 
     tokenizer:  {name, sha256, vocab_size, dtype, special_tokens: {pad, unk, cls, sep, mask}}
     buckets:    {<name>: {path, min_tokens, max_tokens, documents, tokens, shards}}
     validation: {path, fraction, documents, tokens, shards}
+    files:      {<path under OUT>: sha256} of every index.json (merged and per task) and mixture
+                file the manifest names, recorded by `write` (`shards verify` checks them)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
 import fsspec
 
-from shards import atomic
-from shards.layout import MANIFEST, join
+from shards import atomic, mds
+from shards.layout import MANIFEST, join, join_within
 
 FORMAT_VERSION = 1
 SPECIAL_TOKENS = ("pad", "unk", "cls", "sep", "mask")
@@ -55,10 +58,45 @@ def read(root: str) -> dict:
 
 
 def write(root: str, manifest: dict) -> str:
-    """Write the manifest whole (`shards.atomic`): readers never see half of it."""
+    """Write the manifest whole (`shards.atomic`), with the sha256 of the small files it names
+    (`files`): readers never see half of it, and `shards verify` can prove the indexes and
+    mixtures are the ones it describes."""
     validate(manifest, where="manifest to write")
+    manifest = {**manifest, "files": sealed_files(root, manifest)}
     path = join(root, MANIFEST)
     return atomic.write_text(path, json.dumps(manifest, indent=2, sort_keys=False))
+
+
+def file_sha256(path: str) -> str:
+    with fsspec.open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def sections(manifest: dict) -> dict[str, dict]:
+    """Every MDS set the manifest describes: buckets, `validation`, `materialized/<mixture>`."""
+    found = {**manifest["buckets"], "validation": manifest["validation"]}
+    for name, mix in manifest.get("mixtures", {}).items():
+        if "materialized" in mix:
+            found[f"materialized/{name}"] = mix["materialized"]
+    return found
+
+
+def small_files(root: str, manifest: dict) -> list[str]:
+    """Paths under `root` of the index files (each set's merged one, then its tasks') and the
+    mixture files the manifest names."""
+    where = join(root, MANIFEST)
+    rels = []
+    for section in sections(manifest).values():
+        folder = join_within(root, section["path"], where)
+        rels.append(f"{section['path']}/{mds.INDEX}")
+        rels += [f"{section['path']}/{task}/{mds.INDEX}" for task in mds.task_folders(folder)]
+    rels += [mix["path"] for mix in manifest.get("mixtures", {}).values() if "path" in mix]
+    return rels
+
+
+def sealed_files(root: str, manifest: dict) -> dict[str, str]:
+    where = join(root, MANIFEST)
+    return {rel: file_sha256(join_within(root, rel, where)) for rel in small_files(root, manifest)}
 
 
 def validate(manifest: dict, where: str = "manifest") -> None:

@@ -39,13 +39,32 @@ def task_folder(folder: str, task: int) -> str:
     return join(folder, f"{task:05d}")
 
 
-def read_index(folder: str) -> dict:
+def index_bytes(folder: str) -> bytes:
+    """`folder/index.json` as stored (hash these)."""
     path = join(folder, INDEX)
     try:
-        with fsspec.open(path, "r") as f:
-            return json.load(f)
+        with fsspec.open(path, "rb") as f:
+            return f.read()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} not found: rerun the pipeline's `tokenize` step") from None
+
+
+def read_index(folder: str) -> dict:
+    try:
+        index = json.loads(index_bytes(folder))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{join(folder, INDEX)}: not valid JSON ({e}); it was damaged or edited: "
+                         "rerun `tokenize` for this output") from None
+    if not isinstance(index, dict) or not isinstance(index.get("shards"), list):
+        raise ValueError(f"{join(folder, INDEX)}: not an MDS index (no 'shards' list); rerun `tokenize`")
+    return index
+
+
+def task_folders(folder: str) -> list[str]:
+    """The names of the per-task sub-folders of a bucket that hold an index (`00000`, …), sorted."""
+    fs, path = fsspec.core.url_to_fs(folder)
+    found = fs.glob(f"{path.rstrip('/')}/*/{INDEX}")
+    return sorted(name for name in (p.rstrip("/").split("/")[-2] for p in found) if name.isdigit())
 
 
 def write_index(folder: str, index: dict) -> None:
@@ -82,6 +101,23 @@ def read_shard(folder: str, shard: dict) -> bytes:
     """The shard's stored bytes, as on disk (hash these)."""
     with fsspec.open(join_within(folder, stored_file(shard)["basename"], join(folder, INDEX)), "rb") as f:
         return f.read()
+
+
+def check_hashes(where: str, data: bytes, info: dict, algos: list[str] | None = None) -> None:
+    """`data` (a shard file's bytes) against its index entry `info`: size, then each hash in `algos`
+    (default: every one recorded). Raises ValueError naming `where`."""
+    from streaming.base.hashing import get_hash
+
+    if len(data) != info["bytes"]:
+        raise ValueError(f"{where}: {len(data)} bytes, index.json says {info['bytes']}; the shard is truncated or "
+                         "replaced: rerun `tokenize` for this output")
+    recorded = info.get("hashes", {})
+    for algo in recorded if algos is None else algos:
+        if algo not in recorded:
+            raise ValueError(f"{where}: index.json records no {algo} hash (it has {sorted(recorded)}); "
+                             "choose one of those")
+        if get_hash(algo, data) != recorded[algo]:
+            raise ValueError(f"{where}: {algo} mismatch (the file changed after it was written); rerun `tokenize`")
 
 
 def iter_samples(folder: str, shard: dict, stored: bytes, indices=None):

@@ -13,6 +13,7 @@ import yaml
 
 from neobert import NeoBERTConfig
 from shards import windows
+from shards.mds import HASHES
 from shards.masking import Masking
 
 FROM_MANIFEST = ("vocab_size", "pad_token_id")  # model fields the trainer takes from the shards
@@ -44,7 +45,9 @@ ModelConfig = _model_section()
 class DataConfig:
     root: str = "out/sample"  # a pipeline output folder or URL (manifest.json, mds/, mixtures/)
     mixture: str = "stage1"  # name under OUT/mixtures/ or a path to a mixture .json
-    cache_dir: str | None = None  # local copy of a remote root
+    cache_dir: str | None = None  # where shards are copied to be read; None: shards.streams.default_cache_dir()
+    cache_limit: int | str | None = None  # e.g. "20gb": streaming evicts cached shards beyond it; None: keep all
+    validate_hash: str | None = None  # sha1 | xxh64: check each shard file as it enters the cache
     context_length: int = 1024  # longest window, [CLS] and [SEP] included
     long_docs: str = "split"  # split: consecutive windows; truncate: first window only (paper)
     micro_batch_tokens: int = 32768  # token budget of one packed micro-batch
@@ -60,6 +63,9 @@ class DataConfig:
                 f"data.micro_batch_tokens ({self.micro_batch_tokens}) must be >= data.context_length "
                 f"({self.context_length}) so that every window fits a micro-batch"
             )
+        if self.validate_hash not in (None, *HASHES):
+            raise ValueError(f"data.validate_hash must be one of {HASHES} (what the shards record) or null, "
+                             f"got {self.validate_hash!r}")
         if self.read_ahead < 1:
             raise ValueError(f"data.read_ahead must be >= 1, got {self.read_ahead}")
         if self.num_workers not in (0, 1):

@@ -18,6 +18,7 @@ there (the ranks stay in step through the training collectives).
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -32,10 +33,11 @@ from shards import packing, windows
 from shards.batches import mlm_batch
 from shards.manifest import Vocab
 from shards.masking import stream_id
-from shards.streams import mixture_streams
+from shards.streams import CheckedDataset, default_cache_dir, mixture_streams
 from training.config import Config, DataConfig
 
 STATE_VERSION = 1
+log = logging.getLogger("training")
 
 
 def num_nodes() -> int:
@@ -44,9 +46,13 @@ def num_nodes() -> int:
 
 
 def training_dataset(streams, cfg: DataConfig, seed: int) -> StreamingDataset:
-    return StreamingDataset(
-        streams=streams, shuffle=cfg.shuffle, shuffle_seed=seed, batch_size=1, num_canonical_nodes=num_nodes()
-    )
+    return CheckedDataset(streams=streams, shuffle=cfg.shuffle, shuffle_seed=seed, batch_size=1,
+                            num_canonical_nodes=num_nodes(), **cache_settings(cfg))
+
+
+def cache_settings(cfg: DataConfig) -> dict:
+    """What every StreamingDataset of the run takes from `data.`: the cache's size, hash checks."""
+    return {"cache_limit": cfg.cache_limit, "validate_hash": cfg.validate_hash}
 
 
 def settings(cfg: DataConfig, seed: int, world_size: int) -> dict:
@@ -146,6 +152,9 @@ def loader(cfg: Config, vocab: Vocab, rank: int, world: int, device: torch.devic
            states: list[dict] | None) -> tuple[MicroBatches, object]:
     """This rank's micro-batches (resumed from `states`, one per rank) and the iterator the
     trainer draws from: packing runs in `data.num_workers` (0 or 1) DataLoader worker(s)."""
+    if rank == 0:
+        log.info(f"data: {cfg.data.root} read through the cache {cfg.data.cache_dir or default_cache_dir()} "
+                 f"(cache_limit {cfg.data.cache_limit or 'none'}, validate_hash {cfg.data.validate_hash or 'off'})")
     dataset = training_dataset(mixture_streams(cfg.data.root, cfg.data.mixture, cfg.data.cache_dir), cfg.data,
                                cfg.seed)
     batches = MicroBatches(dataset, cfg.data, vocab, cfg.seed, rank, world, states)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from shards.manifest import Vocab
 from shards.masking import IGNORE
-from shards.streams import validation_streams
+from shards.streams import CheckedDataset, validation_streams
 from training import data, parallel
 from training.config import Config
 
@@ -32,7 +32,8 @@ def dataset(cfg: Config) -> StreamingDataset:
         streams = validation_streams(cfg.data.root, cfg.data.cache_dir)
     except ValueError as e:
         raise ValueError(f"{e}, or set validation.every=0 to train without validation") from None
-    return StreamingDataset(streams=streams, shuffle=False, batch_size=1, num_canonical_nodes=data.num_nodes())
+    return CheckedDataset(streams=streams, shuffle=False, batch_size=1, num_canonical_nodes=data.num_nodes(),
+                            **data.cache_settings(cfg.data))
 
 
 def run(model, dataset: StreamingDataset, cfg: Config, vocab: Vocab, rank: int, device: torch.device,

@@ -126,7 +126,7 @@ def test_mixtures_from_manifest_counts(sample_output):
         items = json.loads(Path(sample_output, "mixtures", f"{name}.json").read_text())
         assert items == mixture.to_json(expected)
         streams = mixture_streams(sample_output, name)
-        assert [s.local for s in streams] == [str(Path(sample_output, i["path"])) for i in items]
+        assert [s.remote for s in streams] == [str(Path(sample_output, i["path"])) for i in items]
     assert len(validation_streams(sample_output)) == 1
 
 

@@ -186,8 +186,6 @@ def s3_root(sample_output, monkeypatch):
 
 
 def test_a_remote_output_streams_the_same_windows(s3_root, sample_output, tmp_path):
-    with pytest.raises(ValueError, match="cache_dir"):
-        open_dataset(s3_root, tokenizer=BERT_TOKENIZER)
     ds = open_dataset(s3_root, tokenizer=BERT_TOKENIZER, context_length=CONTEXT, shuffle=False,
                       cache_dir=str(tmp_path / "cache"))
     remote = windows_by_id(ds)

@@ -54,6 +54,7 @@ def _epoch_once(rank, port, root, out_dir):
         taken, doc = next(docs)
         seen.append(hashlib.sha1(doc.tobytes()).hexdigest())
     states = gather(first.state(taken, 0, []))
+    del docs, first  # streaming lets one live dataset use a cache folder
     second, _ = packed(states)
     docs = second.documents()
     while taken < per_rank:
