@@ -3,12 +3,17 @@ generated from them, and which of them each stage's output depends on.
 
 A rerun resumes a stage only when the settings its output depends on are unchanged: they are
 saved next to the stage's logs, and a mismatch is a loud error instead of a silently mixed output.
+What is compared is content, not spelling: the tokenizer by the sha256 of its normalised
+`tokenizer.json`, a re-tokenization's source by a hash of its manifest's document settings and
+counts, bundled paths relative to the checkout; so the same OUT resumes from another clone, with
+the tokenizer copied elsewhere or named on the Hub.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import typing
 from dataclasses import asdict, dataclass, field
@@ -16,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 
 from shards import atomic, mixture
-from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, SAMPLE_DIR, SETTINGS, join
+from shards import manifest as manifest_io
+from shards.layout import BERT_TOKENIZER, DEFAULT_EDGES, FILTERED, LOGS, SAMPLE_DIR, SETTINGS, join, portable
+from shards.tokenizer import content_sha256
 
 PIPELINE_VERSION = "1"
 
@@ -54,6 +61,8 @@ class JobConfig:
     tasks: int = setting(2, "tasks per stage (files are spread over them)", group="run")
     workers: int = setting(-1, "tasks run at once (-1: --tasks)", group="run")
     logging_dir: str | None = setting(None, "Datatrove logs and completion markers (default OUT/logs)", group="run")
+    force_unlock: bool = setting(False, "take the lease of OUT from the driver named in it (pipelines/lease.py): "
+                                 "only when that driver is not running any more", group="run")
     cpus_per_task: int = setting(1, "ray: CPUs reserved per task", group="run")
     mem_per_cpu_gb: float = setting(2.0, "ray: memory reserved per CPU of a task", group="run")
     ray_address: str | None = setting(None, "ray: cluster to join (default: $RAY_ADDRESS, else the one running on "
@@ -76,8 +85,10 @@ class JobConfig:
         flag="--from", metavar="FROM", steps=("tokenize",))
     filtered: str | None = setting(None, "documents to tokenize (OUT/filtered, or FROM/filtered)", group="run",
                                    flag=None)
-    tokenizer: str = setting(str(BERT_TOKENIZER), "tokenizer.json path, a folder holding one, or a Hub name "
-                             "(default: the bundled bert-base-uncased)", group="shards")
+    tokenizer: str = setting(str(BERT_TOKENIZER), "tokenizer.json path, a folder holding one, or a Hub name, "
+                             "pinned as NAME@REVISION (a Hub name's default revision: the fixed commit for "
+                             "bert-base-uncased, else main, resolved to its commit at start; default: the bundled "
+                             "bert-base-uncased)", group="shards")
     batch_size: int = setting(512, "documents per encode_batch call", group="shards")
     bucket_edges: tuple[int, ...] = setting(DEFAULT_EDGES, "token-count bucket edges", group="shards")
     val_fraction: float = setting(0.001, "share of documents held out in mds/val", group="shards")
@@ -162,7 +173,9 @@ def add_options(parser: argparse.ArgumentParser, step: str) -> None:
             continue
         kind = HINTS[name]
         args = {"help": f"{meta['help']} (default: {f.default})" if f.default not in (None, "") else meta["help"]}
-        if typing.get_origin(kind) is tuple:
+        if kind is bool:
+            args.update(action="store_true", help=meta["help"])
+        elif typing.get_origin(kind) is tuple:
             args.update(nargs="+", type=typing.get_args(kind)[0])
         else:
             base = [t for t in typing.get_args(kind) if t is not type(None)] or [kind]
@@ -202,6 +215,8 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 
 # Settings added after outputs were first written: what such an output was made with.
 UNRECORDED = {"dedup_tasks": 1}
+# A name compared only where the recorded settings lack the hash of what it names (older outputs).
+CONTENT = {"tokenizer": "tokenizer_sha256", "source": "source_sha256"}
 
 
 def recorded(cfg: JobConfig, stage: str) -> dict:
@@ -213,19 +228,43 @@ def recorded(cfg: JobConfig, stage: str) -> dict:
         return json.load(f)
 
 
+def source_sha256(root: str) -> str:
+    """What a re-tokenization's documents depend on: its FROM manifest's document settings and counts."""
+    manifest = manifest_io.read(root)
+    config = manifest["config"]
+    record = {"config": {k: portable(config.get(k)) for k in fields_in("documents")},
+              **{k: manifest.get(k) for k in ("documents", "filters", "dedup")}}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def settings_of(cfg: JobConfig, stage: str) -> dict:
+    """The settings a stage's output depends on, as recorded: no path of this checkout, and the
+    content hash of what a name points to beside the name."""
+    settings = {k: portable(getattr(cfg, k)) for k in STAGE_SETTINGS[stage]}
+    if "tokenizer" in settings:
+        settings["tokenizer_sha256"] = content_sha256(cfg.tokenizer)
+    if stage == "tokenize":
+        settings["source"] = cfg.retokenize_from
+        settings["source_sha256"] = source_sha256(cfg.retokenize_from) if cfg.retokenize_from else None
+    return json.loads(json.dumps(settings))  # tuples -> lists, as read back
+
+
 def check_resumable(cfg: JobConfig, stage: str) -> None:
-    """Save the stage's settings on first run; on a rerun, refuse settings that differ."""
-    settings = {k: getattr(cfg, k) for k in STAGE_SETTINGS[stage]}
-    settings = json.loads(json.dumps(settings))  # tuples -> lists, as read back
+    """Save the stage's settings on first run; on a rerun, refuse settings that differ (those the
+    record holds: an older record lacks some, see `UNRECORDED` and `CONTENT`)."""
+    settings = settings_of(cfg, stage)
     saved = recorded(cfg, stage)
     if saved:
         saved = {**UNRECORDED, **saved}
-        changed = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+        changed = {k: (saved[k], v) for k, v in settings.items()
+                   if k in saved and not (k in CONTENT and CONTENT[k] in saved) and portable(saved[k]) != v}
         if changed:
-            desc = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            named = {h: n for n, h in CONTENT.items()}  # a hash is shown with the names it was taken of
+            desc = ", ".join(f"{k}: {old!r} ({saved.get(named[k])}) -> {new!r} ({settings[named[k]]})" if k in named
+                             else f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ValueError(
-                f"{cfg.output} already holds `{stage}` output made with other settings ({desc}); "
-                f"rerun with the original settings to resume, or use a new --output"
+                f"{cfg.output} already holds `{stage}` output made with other settings ({desc}; recorded in "
+                f"{join(cfg.logs(stage), SETTINGS)}); rerun with the original settings to resume, or use a new --output"
             )
         return
     atomic.write_text(join(cfg.logs(stage), SETTINGS), json.dumps(settings, indent=2))

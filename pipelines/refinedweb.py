@@ -12,7 +12,8 @@ chains them with `depends=`):
     mix           OUT/manifest.json, OUT/mixtures/stage1.json, stage2.json
 
 Rerunning the same command after a crash resumes: completed tasks are skipped, unfinished ones
-are redone from scratch, and the output equals that of an uninterrupted run. A step run alone first
+are redone from scratch, and the output equals that of an uninterrupted run. One driver writes an
+OUT at a time (`pipelines.lease`: a second one refuses, naming the first; `--force-unlock`). A step run alone first
 checks that the stage it reads completed every task (its completion markers), naming the missing ones. `--executor ray` runs
 the same stages on the Ray cluster the job is started on (`ray submit`, `ray job submit`); OUT and
 `--logging-dir` may be URLs (s3://…; `S3_ENDPOINT_URL`/`AWS_ENDPOINT_URL` for S3-compatible stores).
@@ -25,13 +26,14 @@ installed package.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import ParquetWriter
 
-from pipelines import dedup, retokenize
+from pipelines import dedup, lease, retokenize
 from pipelines.config import (
     DEFAULT_FILTERS,
     OPTIONAL_FILTERS,
@@ -50,6 +52,7 @@ from pipelines.storage import sync_s3_endpoint
 from pipelines.tokenize_mds import MergeIndexes, TokenizeToMDS, completed_tasks
 from shards import manifest as manifest_io
 from shards.layout import BAD_FILES, FILTERED, RAW, REMOVED, join
+from shards.tokenizer import pin
 
 STEPS = ("download", "filter", "tokenize", "mix")
 
@@ -165,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sync_s3_endpoint()
         step, cfg = parse_args(argv)
-        if cfg.executor == "ray":
-            connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
-        steps = STEPS if step == "all" else ("tokenize", "mix") if cfg.retokenize_from else (step,)
-        build(cfg, steps).run()
+        with lease.held(cfg.logging_dir, cfg.output, force=cfg.force_unlock):
+            cfg = dataclasses.replace(cfg, tokenizer=pin(cfg.tokenizer))  # every task fetches the same commit
+            if cfg.executor == "ray":
+                connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
+            steps = STEPS if step == "all" else ("tokenize", "mix") if cfg.retokenize_from else (step,)
+            build(cfg, steps).run()
         if "mix" in steps:
             print("\n" + summary(manifest_io.read(cfg.output), cfg.output))
     except (ValueError, FileNotFoundError, StageFailed) as e:

@@ -28,6 +28,31 @@ def _total(value) -> float:
     return value["total"] if isinstance(value, dict) else value
 
 
+def add(steps: list[StepStats], file_steps: list[dict]) -> list[StepStats]:
+    """`steps` with one task's stats file (its parsed JSON) added, step by step."""
+    for i, step in enumerate(file_steps):
+        if i == len(steps):
+            steps.append(StepStats(step["name"]))
+        s = steps[i]
+        s.seconds += _total(step["time_stats"])
+        for key, value in step["stats"].items():
+            s.counters[key] = s.counters.get(key, 0) + _total(value)
+    return steps
+
+
+def stats_file(logging_dir: str, rank: int) -> str:
+    return join(logging_dir, "stats", f"{rank:05d}.json")
+
+
+def task_stats(logging_dir: str, rank: int) -> list[StepStats] | None:
+    """One task's stats (one entry per pipeline step), or None when it left no stats file."""
+    try:
+        with fsspec.open(stats_file(logging_dir, rank), "r") as f:
+            return add([], json.load(f))
+    except FileNotFoundError:
+        return None
+
+
 def stage_stats(logging_dir: str) -> list[StepStats]:
     """One entry per pipeline step (in pipeline order), summed over the stage's tasks."""
     fs, path = fsspec.core.url_to_fs(join(logging_dir, "stats"))
@@ -37,11 +62,5 @@ def stage_stats(logging_dir: str) -> list[StepStats]:
     steps: list[StepStats] = []
     for file in files:
         with fs.open(file, "r") as f:
-            for i, step in enumerate(json.load(f)):
-                if i == len(steps):
-                    steps.append(StepStats(step["name"]))
-                s = steps[i]
-                s.seconds += _total(step["time_stats"])
-                for key, value in step["stats"].items():
-                    s.counters[key] = s.counters.get(key, 0) + _total(value)
+            add(steps, json.load(f))
     return steps

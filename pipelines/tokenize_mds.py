@@ -4,7 +4,8 @@ Invariants: every document lands in exactly one place — `OUT/mds/val/` if
 `shards.layout.is_validation(id)`, else the bucket holding its token count; task r writes only
 `<bucket>/<r:05d>/` and clears those folders when it starts, so a rerun of a crashed task rewrites
 them from scratch; a task calls `MDSWriter.finish()` (which writes its `index.json`) only when all
-its documents are written, and `MergeIndexes` lists only tasks with a Datatrove completion marker.
+its documents are written, and `MergeIndexes` lists only tasks with a Datatrove completion marker,
+each only when its indexes hold the documents its stats counted (else it names the marker to delete).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 from tqdm import tqdm
 
+from pipelines.stats import stats_file, task_stats
 from pipelines.tokenizer import load_tokenizer
 from shards import mds
 from shards.layout import MDS, VALIDATION, bucket_for, buckets, is_validation, join
@@ -31,6 +33,10 @@ def histogram_bin(num_tokens: int) -> int:
 def targets(out: str, edges: tuple[int, ...]) -> dict[str, str]:
     """Name → folder of every place a document can go (the buckets, then validation)."""
     return {b.name: join(out, b.path) for b in buckets(edges)} | {VALIDATION: join(out, MDS, VALIDATION)}
+
+
+def completion_marker(logging_dir: str, rank: int) -> str:
+    return join(logging_dir, "completions", f"{rank:05d}")
 
 
 def completed_tasks(logging_dir: str) -> set[int]:
@@ -83,8 +89,31 @@ class TokenizeToMDS(PipelineStep):
         yield from ()
 
 
+def disagreements(out: str, edges: tuple[int, ...], logging_dir: str, rank: int) -> list[str]:
+    """How a completed tokenize task's indexes differ from its stats (`<target>/documents`); [] if they agree."""
+    steps = task_stats(logging_dir, rank)
+    if steps is None:
+        return [f"it left no stats ({stats_file(logging_dir, rank)})"]
+    writer = next((s for s in steps if s.name.endswith(TokenizeToMDS.name)), None)
+    if writer is None:
+        return [f"its stats ({stats_file(logging_dir, rank)}) have no `{TokenizeToMDS.name}` step"]
+    problems = []
+    for name, folder in targets(out, edges).items():
+        counted, index = writer.get(f"{name}/documents"), join(mds.task_folder(folder, rank), mds.INDEX)
+        fs, path = fsspec.core.url_to_fs(index)
+        if not fs.exists(path):
+            if counted:
+                problems.append(f"{index} is missing, its stats count {counted} documents there")
+            continue
+        listed, _ = mds.summary(mds.read_index(mds.task_folder(folder, rank)))
+        if listed != counted:
+            problems.append(f"{index} lists {listed} documents, its stats count {counted}")
+    return problems
+
+
 class MergeIndexes(PipelineStep):
-    """One `index.json` per bucket (and validation) over the completed tokenize tasks."""
+    """One `index.json` per bucket (and validation) over the completed tokenize tasks, each checked
+    against its stats first: a completion marker is trusted only when the task's output is there."""
 
     name = "🗂️ merge MDS indexes"
     type = "💾 - WRITER"
@@ -98,6 +127,13 @@ class MergeIndexes(PipelineStep):
         missing = sorted(set(range(self.tasks)) - done)
         if missing:
             raise ValueError(f"tokenize tasks {missing} did not complete; rerun the same command to resume them")
+        bad = {r: p for r in sorted(done) if (p := disagreements(self.out, self.edges, self.tokenize_logs, r))}
+        if bad:
+            markers = [completion_marker(self.tokenize_logs, r) for r in bad]
+            desc = "; ".join(f"task {r}: {', '.join(p)}" for r, p in bad.items())
+            raise ValueError(f"tokenize tasks {sorted(bad)} have a completion marker but not the output their stats "
+                             f"count ({desc}). Delete {' and '.join(markers)}, then rerun the same command: "
+                             f"{'those tasks are' if len(bad) > 1 else 'that task is'} redone from scratch")
         for name, folder in targets(self.out, self.edges).items():
             fs, path = fsspec.core.url_to_fs(folder)
             present = [r for r in sorted(done) if fs.exists(f"{path}/{r:05d}/{mds.INDEX}")]

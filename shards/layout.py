@@ -14,6 +14,7 @@ writes and the trainers that read can never disagree.
     OUT/manifest.json          counts, config, tokenizer: see `shards.manifest`
     OUT/mixtures/<name>.json   (bucket path, proportion) lists: see `shards.mixture`
     OUT/logs/<stage>/          Datatrove logs, stats and completion markers; settings.json (resume check)
+    OUT/logs/lease.json        the running driver's lease (owner, heartbeat): one writer per OUT
     OUT/README.md, OUT/token_lengths.png   the dataset card (`python -m shards card`)
     DEST/conversion.json       what `python -m shards convert` wrote into DEST
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BUNDLED = Path(__file__).parent / "data"
+BUNDLED_REL = "shards/data"  # BUNDLED relative to the checkout, as recorded settings name it
 BERT_TOKENIZER = BUNDLED / "tokenizers" / "bert-base-uncased" / "tokenizer.json"
 SAMPLE_DIR = BUNDLED / "refinedweb-sample"
 
@@ -37,6 +39,7 @@ MANIFEST = "manifest.json"
 VALIDATION = "val"
 MATERIALIZED = "materialized"  # under MDS
 SETTINGS = "settings.json"  # under LOGS/<stage>
+LEASE = "lease.json"  # under LOGS
 CARD, CARD_HISTOGRAM = "README.md", "token_lengths.png"
 CONVERSION = "conversion.json"
 BAD_FILES = "bad_files"  # under REMOVED
@@ -49,6 +52,18 @@ def join(root: str | Path, *parts: str) -> str:
     if "://" in root:
         return posixpath.join(root, *parts)
     return str(Path(root, *parts))
+
+
+def portable(value):
+    """A local path inside the bundled data as `shards/data/…`, anything else unchanged: what recorded
+    settings hold, so that another clone of the repository (at another path) resumes the same OUT."""
+    if not isinstance(value, str) or "://" in value:
+        return value
+    try:
+        rel = Path(value).resolve().relative_to(BUNDLED.resolve())
+    except (ValueError, OSError):
+        return value
+    return posixpath.join(BUNDLED_REL, rel.as_posix())
 
 
 def join_within(root: str | Path, rel: str, where: str) -> str:
