@@ -47,6 +47,8 @@ class Trainer:
         self.step, self.tokens_seen, self.bad_in_row, self.skipped = 0, 0, 0, 0
         resume_path = checkpoint.to_resume(cfg.checkpoint.resume, self.run_dir)
         state = checkpoint.load(resume_path) if resume_path else None
+        checkpoint.check_same_resume(parallel.gather((state["step"], str(resume_path)) if state else (None, None),
+                                                     self.world))
         self._build_model(init_from=None if resume_path else cfg.checkpoint.init_from)
         if state is not None:
             self._restore(state)
