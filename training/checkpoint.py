@@ -69,6 +69,25 @@ def check_resumable(state: dict, world: int, model_section: dict, runtime: tuple
                          "resume with the same model section")
 
 
+def check_same_resume(found: list[tuple[int | None, str | None]]) -> None:
+    """Every rank resumes from the same step, or every rank starts afresh. Each rank resolves
+    `checkpoint.resume` on its own file system (`found`: its (step, checkpoint), in rank order), and
+    ranks continuing from different steps would train on from different data positions unnoticed."""
+    ranks: dict[int | None, list[int]] = {}
+    for rank, (step, _) in enumerate(found):
+        ranks.setdefault(step, []).append(rank)
+    if len(ranks) > 1:
+        where = "; ".join(
+            f"rank(s) {', '.join(map(str, rs))}: " + (f"step {step} ({found[rs[0]][1]})" if step is not None
+                                                       else "no checkpoint")
+            for step, rs in ranks.items())
+        raise ValueError(
+            f"the ranks resolve checkpoint.resume to different steps ({where}); every rank must resume from the "
+            "same checkpoint: put run_dir on storage every node sees, or set checkpoint.resume to one "
+            "checkpoint every rank can read"
+        )
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

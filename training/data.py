@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
 import threading
 
 import numpy as np
@@ -34,6 +33,7 @@ from shards.batches import mlm_batch
 from shards.manifest import Vocab
 from shards.masking import stream_id
 from shards.streams import CheckedDataset, default_cache_dir, mixture_streams
+from training import preemption
 from training.config import Config, DataConfig
 
 STATE_VERSION = 1
@@ -143,15 +143,11 @@ class MicroBatches(IterableDataset):
                 yield batch
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the trainer, which finishes the step and checkpoints."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def loader(cfg: Config, vocab: Vocab, rank: int, world: int, device: torch.device,
            states: list[dict] | None) -> tuple[MicroBatches, object]:
     """This rank's micro-batches (resumed from `states`, one per rank) and the iterator the
-    trainer draws from: packing runs in `data.num_workers` (0 or 1) DataLoader worker(s)."""
+    trainer draws from: packing runs in `data.num_workers` (0 or 1) DataLoader worker(s), which ignore
+    SIGTERM/SIGINT (`training.preemption`): the caller stops them with `preemption.shutdown`."""
     if rank == 0:
         log.info(f"data: {cfg.data.root} read through the cache {cfg.data.cache_dir or default_cache_dir()} "
                  f"(cache_limit {cfg.data.cache_limit or 'none'}, validate_hash {cfg.data.validate_hash or 'off'})")
@@ -159,9 +155,11 @@ def loader(cfg: Config, vocab: Vocab, rank: int, world: int, device: torch.devic
                                cfg.seed)
     batches = MicroBatches(dataset, cfg.data, vocab, cfg.seed, rank, world, states)
     workers = cfg.data.num_workers
-    return batches, iter(DataLoader(batches, batch_size=None, num_workers=workers,
-                                    worker_init_fn=_ignore_sigint if workers else None,
-                                    prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda"))
+    iterator = iter(DataLoader(batches, batch_size=None, num_workers=workers,
+                               worker_init_fn=preemption.ignore_stop_signals if workers else None,
+                               prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda"))
+    preemption.shutdown_at_exit(iterator)
+    return batches, iterator
 
 
 def read_ahead(dataset: StreamingDataset, limit: int):

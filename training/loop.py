@@ -4,6 +4,7 @@ One step = `accumulation_steps` packed micro-batches per rank. The loss is the s
 cross-entropies over every masked token of the step, on every rank, divided by the global
 count of masked tokens (all-reduced before the backward passes) — never a mean of per-batch or
 per-rank means. Checks run before `optimizer.step()`: a NaN/inf loss or gradient skips the step.
+SIGTERM/SIGINT end the run after the current step, with a checkpoint (`training/preemption.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from neobert.compiled import static_batch
 from neobert.config import RUNTIME_FIELDS
 from shards import manifest as manifest_io
 from shards.masking import IGNORE
-from training import checkpoint, data, metrics, parallel, validate
+from training import checkpoint, data, metrics, parallel, preemption, validate
 from training.config import Config
 from training.schedule import adamw, lr_at
 
@@ -46,6 +47,8 @@ class Trainer:
         self.step, self.tokens_seen, self.bad_in_row, self.skipped = 0, 0, 0, 0
         resume_path = checkpoint.to_resume(cfg.checkpoint.resume, self.run_dir)
         state = checkpoint.load(resume_path) if resume_path else None
+        checkpoint.check_same_resume(parallel.gather((state["step"], str(resume_path)) if state else (None, None),
+                                                     self.world))
         self._build_model(init_from=None if resume_path else cfg.checkpoint.init_from)
         if state is not None:
             self._restore(state)
@@ -162,6 +165,14 @@ class Trainer:
         self._print(f"{signal.Signals(signum).name}: finishing step {self.step + 1}, then checkpointing")
 
     def train(self) -> Path | None:
+        """Steps until `steps`, or until SIGTERM/SIGINT reaches any rank: then every rank finishes the
+        same step and checkpoints. The loader's workers are stopped on the way out, however it ends."""
+        try:
+            return self._steps()
+        finally:
+            preemption.shutdown(self.loader)
+
+    def _steps(self) -> Path | None:
         cfg = self.cfg
         self._print(metrics.banner(cfg, self.num_params, self.step, self.accum, self.world, self.raw_model.backend,
                                    self.device, parallel.describe(cfg.distributed, self.world)))
@@ -169,10 +180,9 @@ class Trainer:
             self._print(f"nothing to do: {cfg.run_dir} is at step {self.step} of {cfg.steps} "
                         "(raise `steps`, or choose another run_dir)")
             return checkpoint.latest(self.run_dir)
-        previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", disable=self.rank != 0, dynamic_ncols=True)
         last_saved, first_loss, record = None, None, None
-        try:
+        with bar, preemption.on_stop_signals(self._request_stop):
             while self.step < cfg.steps:
                 record = self.train_step()
                 first_loss = record["loss"] if first_loss is None else first_loss
@@ -188,10 +198,6 @@ class Trainer:
                 if stop:
                     self._print(f"stopped on request at step {self.step}; checkpoint {last_saved}")
                     break
-        finally:
-            bar.close()
-            for s, h in previous.items():
-                signal.signal(s, h)
         if record is not None:
             self._print(f"done: step {self.step}, {self.tokens_seen:,} tokens seen, loss {first_loss:.4f} -> "
                         f"{record['loss']:.4f}, {self.skipped} skipped step(s), checkpoint {last_saved}")

@@ -65,3 +65,11 @@ def test_write_killed_midway_leaves_previous_checkpoint_loadable(tmp_path):
     assert newest.name == "step_00000001" and checkpoint.load(newest)["step"] == 1
     checkpoint.save(tmp_path, 3, {"step": 3}, keep=3)  # the next save clears the dead writer's leftovers
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_resume_steps_must_agree_across_ranks():
+    checkpoint.check_same_resume([(4, "a/step_00000004"), (4, "b/step_00000004")])  # paths may differ per node
+    checkpoint.check_same_resume([(None, None), (None, None)])
+    with pytest.raises(ValueError) as e:
+        checkpoint.check_same_resume([(4, "a/step_00000004"), (None, None), (4, "a/step_00000004")])
+    assert "rank(s) 0, 2: step 4 (a/step_00000004)" in str(e.value) and "rank(s) 1: no checkpoint" in str(e.value)

@@ -3,6 +3,7 @@ and an epoch is read exactly once across ranks, also across a resume with unequa
 
 import hashlib
 import os
+import shutil
 import socket
 import time
 
@@ -13,7 +14,7 @@ import torch.multiprocessing as mp
 
 from shards import manifest
 from shards.streams import mixture_streams
-from training import config, data
+from training import checkpoint, config, data
 from training.config import DataConfig
 
 WORLD = 2
@@ -106,11 +107,8 @@ def test_ranks_cross_epoch_ends_at_different_steps_without_deadlock(sample_outpu
     assert max(e0) >= 2 and any(a != b for a, b in zip(e0, e1)), "the case under test: ranks in different epochs"
 
 
-def _train(rank, port, root, run_dir, distributed, out_dir):
-    join_group(rank, port)
-    from training.loop import Trainer
-
-    cfg = config.load(None, [
+def tiny(root, run_dir, distributed="ddp"):
+    return config.load(None, [
         f"run_dir={run_dir}", f"distributed={distributed}", "steps=3", "global_batch_tokens=4096",
         "model.hidden_size=32", "model.num_hidden_layers=2", "model.num_attention_heads=2",
         "model.intermediate_size=64", "model.max_length=256",
@@ -118,6 +116,13 @@ def _train(rank, port, root, run_dir, distributed, out_dir):
         "optim.lr=1e-2", "schedule.warmup_steps=1", "schedule.decay_end=10",
         "checkpoint.every=100", "validation.every=100", "log.tensorboard=false",
     ])
+
+
+def _train(rank, port, root, run_dir, distributed, out_dir):
+    join_group(rank, port)
+    from training.loop import Trainer
+
+    cfg = tiny(root, run_dir, distributed)
     trainer = Trainer(cfg)
     seen_batches = []
     loader = trainer.loader
@@ -171,3 +176,36 @@ def test_two_ranks_identical_weights_and_global_masked_token_loss(sample_output,
         mean_of_means = (s0 / n0 + s1 / n1) / 2
         differs |= abs(mean_of_means - step["loss"]) > 1e-4
     assert differs, "the global average never differed from a mean of per-rank means: the test proves nothing"
+
+
+def _resume_from_unequal_checkpoints(rank, port, root, tmp):
+    join_group(rank, port)
+    from training.loop import Trainer
+
+    shared, behind = f"{tmp}/run", f"{tmp}/behind"
+    trainer = Trainer(tiny(root, shared))
+    for _ in range(2):
+        trainer.train_step()
+        trainer.save()
+    dist.barrier()
+    if rank == 1:  # this rank's node-local copy of run_dir lags one checkpoint behind
+        shutil.copytree(shared, behind)
+        shutil.rmtree(checkpoint.latest(behind))
+    dist.barrier()
+    try:
+        Trainer(tiny(root, shared if rank == 0 else behind))
+        error = None
+    except ValueError as e:
+        error = str(e)
+    torch.save(error, f"{tmp}/error{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ranks_that_resolve_different_resume_steps_are_refused(sample_output, tmp_path):
+    mp.spawn(_resume_from_unequal_checkpoints, args=(free_port(), str(sample_output), str(tmp_path)), nprocs=WORLD)
+    assert [p.name for p in checkpoint.valid(tmp_path / "run" / "checkpoints")] == ["step_00000001", "step_00000002"]
+    assert checkpoint.latest(tmp_path / "behind").name == "step_00000001", "the case under test: unequal steps"
+    for rank in range(WORLD):  # every rank refuses, so none waits in a collective for the others
+        error = torch.load(tmp_path / f"error{rank}.pt")
+        assert error is not None, f"rank {rank} resumed although the ranks' checkpoints differ"
+        assert "rank(s) 0: step 2" in error and "rank(s) 1: step 1" in error, error

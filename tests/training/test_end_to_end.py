@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from neobert.checkpoint import load_pretrained
@@ -82,9 +83,18 @@ def wait_for_step(run_dir: Path, step: int, proc, timeout=240):
 FAST = ("steps=10", "global_batch_tokens=8192", "checkpoint.every=3", "validation.every=0")
 
 
-def test_sigkill_at_a_random_step_then_resume_reproduces_the_losses_exactly(sample_output, tmp_path):
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    run(train_cmd(sample_output, reference, *FAST))
+@pytest.fixture(scope="module")
+def reference(sample_output, tmp_path_factory) -> dict[int, float]:
+    """Per-step losses of an uninterrupted FAST run."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run(train_cmd(sample_output, run_dir, *FAST))
+    expected = losses(run_dir)
+    assert list(expected) == list(range(1, 11))
+    return expected
+
+
+def test_sigkill_at_a_random_step_then_resume_reproduces_the_losses_exactly(sample_output, tmp_path, reference):
+    killed = tmp_path / "killed"
     kill_at = random.Random().randint(4, 8)
     proc = subprocess.Popen(train_cmd(sample_output, killed, *FAST), env=ENV, stderr=subprocess.PIPE, text=True)
     wait_for_step(killed, kill_at, proc)
@@ -96,20 +106,43 @@ def test_sigkill_at_a_random_step_then_resume_reproduces_the_losses_exactly(samp
     assert resumed_from is not None and checkpoint.step_of(resumed_from) < max(interrupted)
     out = run(train_cmd(sample_output, killed, *FAST))
     assert f"resumed from {resumed_from}" in out.stderr
-    expected = losses(reference)
-    assert list(expected) == list(range(1, 11))
-    assert losses(killed) == expected  # exact: same samples, same masks, same arithmetic
+    assert losses(killed) == reference  # exact: same samples, same masks, same arithmetic
 
 
-def test_sigterm_finishes_the_step_checkpoints_and_exits_0(sample_output, tmp_path):
+def group_members(pgid: int) -> dict[int, bytes]:
+    """Live processes of a process group and their command lines."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            state, _, group = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:3]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # exited meanwhile
+            continue
+        if int(group) == pgid and state != "Z":
+            found[int(pid)] = cmdline
+    return found
+
+
+def test_sigterm_to_the_process_group_checkpoints_exits_0_and_resumes_exactly(sample_output, tmp_path, reference):
+    """What SLURM, Kubernetes and torchrun do: SIGTERM to every process of the group, the
+    DataLoader worker (quickstart: data.num_workers=1) as well as the trainer."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(train_cmd(sample_output, run_dir, "steps=1000", "checkpoint.every=1000", "validation.every=0"),
-                            env=ENV, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(train_cmd(sample_output, run_dir, *FAST), env=ENV, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     wait_for_step(run_dir, 2, proc)
-    proc.send_signal(signal.SIGTERM)
+    members = group_members(proc.pid)  # workers are forked: the trainer's command line, unlike the resource tracker
+    workers = [pid for pid, cmdline in members.items() if cmdline == members[proc.pid] and pid != proc.pid]
+    assert workers, "the case under test: a DataLoader worker in the trainer's process group"
+    os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
-    assert "stopped on request" in err
+    assert "SIGTERM: finishing step" in err and "stopped on request" in err
+    assert not set(workers) & set(group_members(proc.pid)), "a DataLoader worker outlived the trainer"
+    reached = max(losses(run_dir))
+    assert reached < 10, "the run finished before the signal"
     saved = checkpoint.latest(run_dir)
-    assert saved is not None and checkpoint.step_of(saved) == max(losses(run_dir)) >= 2
+    assert saved is not None and checkpoint.step_of(saved) == reached
     assert checkpoint.load(saved)["loader"][0]["taken"] > 0
+    out = run(train_cmd(sample_output, run_dir, *FAST))
+    assert f"resumed from {saved}" in out.stderr
+    assert losses(run_dir) == reference
