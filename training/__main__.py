@@ -1,4 +1,5 @@
-"""`python -m training [train] --config FILE [--set key=value ...]` · `export CKPT OUT_DIR` · `plot RUN_DIR`.
+"""`python -m training [train] --config FILE [--set key=value ...]` · `export CKPT OUT_DIR` ·
+`pppl CKPT --data OUT` · `plot PATH [PATH ...]`.
 
 Under torchrun (`torchrun --nproc_per_node N -m training --config …`) every rank runs `train`.
 """
@@ -39,10 +40,39 @@ def _export(args) -> int:
     return 0
 
 
-def _plot(args) -> int:
-    from training.plot import plot
+def _pppl(args) -> int:
+    from training.config import PLLConfig
+    from training.pppl import score, table
 
-    for path in plot(args.run_dir):
+    try:
+        pll = PLLConfig(positions=args.positions, max_documents=args.max_docs, batch_tokens=args.batch_tokens)
+        result, path = score(args.checkpoint, args.data, pll, args.seed, args.context, args.cache_dir, args.device,
+                             args.output)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"pseudo-perplexity of {result['label']} on the held-out split of {args.data}: {result['windows']:,} "
+          f"windows of <= {result['context_length']:,} tokens, {pll.positions} positions per range, seed {args.seed}")
+    print(table(result))
+    print(path)
+    return 0
+
+
+def _positions(value: str) -> int | str:
+    if value == "all" or value.isdigit():
+        return value if value == "all" else int(value)
+    raise argparse.ArgumentTypeError(f"expected 'all' or a count of positions per range, got {value!r}")
+
+
+def _plot(args) -> int:
+    from training.plot import plot_paths
+
+    try:
+        written = plot_paths(args.paths, args.out)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
     return 0
 
@@ -60,7 +90,7 @@ class _TqdmHandler(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "export", "plot", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "export", "pppl", "plot", "-h", "--help"):
         argv.insert(0, "train")
     parser = argparse.ArgumentParser(prog="python -m training", description="NeoBERT pretraining on MDS shards")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,12 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("out_dir")
     e.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
     e.add_argument("--tokenizer", default=None, help="tokenizer.json to use if the manifest's is not found here")
-    p = sub.add_parser("plot", help="PNG plots of loss, accuracy, lr and throughput")
-    p.add_argument("run_dir")
+    q = sub.add_parser("pppl", help="pseudo-perplexity per position range (each position masked alone)")
+    q.add_argument("checkpoint", help="RUN_DIR (newest checkpoint), RUN_DIR/checkpoints/step_NNNNNNNN, or a "
+                                      "published-layout folder (config.json + model.safetensors)")
+    q.add_argument("--data", required=True, help="pipeline output OUT whose held-out split is scored")
+    q.add_argument("--positions", type=_positions, default=256,
+                   help="'all' scored positions (one forward row each), or N sampled per range per window")
+    q.add_argument("--max-docs", type=int, default=256, help="documents of the held-out split to score")
+    q.add_argument("--context", type=int, default=None, help="window length; default the model's max_length")
+    q.add_argument("--seed", type=int, default=1234, help="which positions are sampled (validation.seed's default)")
+    q.add_argument("--batch-tokens", type=int, default=32768, help="tokens per forward (bounds memory)")
+    q.add_argument("--cache-dir", default=None, help="local copy of a remote --data")
+    q.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    q.add_argument("--output", default=None, help="result JSON; default RUN_DIR/pppl/step_NNNNNNNN.json")
+    p = sub.add_parser("plot", help="PNG plots of a run's curves, and pseudo-perplexity against position")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="run folders (training curves), checkpoints or pppl result JSONs (one line each)")
+    p.add_argument("--out", default=None, help="the by-position PNG; default RUN_DIR/plots/ of the first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[_TqdmHandler()])
     logging.getLogger("training").setLevel(logging.INFO)
-    return {"train": _train, "export": _export, "plot": _plot}[args.command](args)
+    return {"train": _train, "export": _export, "pppl": _pppl, "plot": _plot}[args.command](args)
 
 
 def neobert_demo(argv: list[str] | None = None) -> None:

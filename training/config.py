@@ -121,11 +121,31 @@ class LogConfig:
 
 
 @dataclass
+class PLLConfig:
+    """Pseudo-perplexity (`training.pppl`): one forward row per scored position, so these bound its cost."""
+
+    positions: int | str = 8  # a seeded sample of N per position range per window, or "all"; 0: off
+    max_documents: int | None = 16  # per rank; None: the whole held-out split
+    batch_tokens: int = 32768  # tokens per forward: rows of one window, batch_tokens // its length (>= 1)
+
+    def __post_init__(self):
+        if not (self.positions == "all" or isinstance(self.positions, int) and self.positions >= 0):
+            raise ValueError(f"pll positions must be 'all' or a count >= 0 per position range (0: off), "
+                             f"got {self.positions!r}")
+        if self.batch_tokens < 1:
+            raise ValueError(f"pll batch_tokens must be >= 1, got {self.batch_tokens}")
+
+
+@dataclass
 class ValidationConfig:
     every: int = 1000  # steps; 0 disables
     context_length: int | None = None  # None: model.max_length, so every position range is scored
-    seed: int = 1234  # fixed masks, so validations are comparable across steps and runs
+    seed: int = 1234  # fixed masks and PLL positions, so validations are comparable across steps and runs
     max_documents: int | None = None
+    # Sampled by default, 8 positions per range on 16 documents per rank: a window of L tokens
+    # then costs 8 rows of L tokens per range, which keeps the quickstart's validations to seconds
+    # on a CPU; the stage YAMLs score 32, `python -m training pppl` more or all positions.
+    pll: PLLConfig = field(default_factory=PLLConfig)
 
 
 @dataclass

@@ -57,7 +57,8 @@ def test_quickstart_stage1_then_stage2_then_export_and_plot(sample_output, tmp_p
     l2 = losses(s2)
     assert l2[1] < l1[1] - 1.0, "stage 2 did not start from the stage-1 weights"
     val = [json.loads(x) for x in (s2 / "metrics.jsonl").read_text().splitlines() if '"val"' in x][-1]
-    assert {"pseudo_perplexity_0-1k", "pseudo_perplexity_1k-2k", "loss_0-1k", "loss_1k-2k"} <= set(val)
+    assert {"mlm_perplexity_0-1k", "mlm_perplexity_1k-2k", "loss_0-1k", "loss_1k-2k", "pseudo_perplexity_0-1k",
+            "pseudo_perplexity_1k-2k"} <= set(val)
     export = tmp_path / "hf"
     run(cmd("export", str(s2), str(export)))
     model = load_pretrained(export)
@@ -65,7 +66,8 @@ def test_quickstart_stage1_then_stage2_then_export_and_plot(sample_output, tmp_p
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     run(cmd("plot", str(s2)))
     pngs = sorted(p.name for p in (s2 / "plots").glob("*.png"))
-    assert pngs == ["accuracy.png", "loss.png", "lr.png", "pseudo_perplexity.png", "throughput.png"]
+    assert pngs == ["accuracy.png", "loss.png", "lr.png", "mlm_perplexity.png", "pseudo_perplexity.png",
+                    "throughput.png"]
     assert all((s2 / "plots" / p).stat().st_size > 5000 for p in pngs)
 
 

@@ -63,8 +63,8 @@ def exported(tmp_path_factory) -> tuple[Path, Path, NeoBERTLMHead]:
     checkpoint.save(run, STEP, state, keep=1)
     records = [{"kind": "val", "step": 5, "loss": 9.0, "accuracy": 0.01, "masked_tokens": 10},
                {"kind": "train", "step": STEP, "loss": 7.0},
-               {"kind": "val", "step": STEP, "loss": 6.5, "accuracy": 0.125, "pseudo_perplexity": 665.14,
-                "masked_tokens": 321},
+               {"kind": "val", "step": STEP, "loss": 6.5, "accuracy": 0.125, "mlm_perplexity": 665.14,
+                "pseudo_perplexity_0-1k": 812.5, "pll_positions": 64, "masked_tokens": 321},
                {"kind": "val", "step": STEP + 5, "loss": 1.0, "masked_tokens": 1}]  # after the checkpoint
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp / "hf"
@@ -201,6 +201,8 @@ def test_card_carries_steps_tokens_and_the_checkpoints_validation(exported):
     assert f"steps: {STEP:,}" in body and f"tokens seen: {TOKENS:,}" in body
     assert "context length: 1,024" in body and "hf://datasets/tiiuae/falcon-refinedweb/data" in body
     assert "| loss | 6.5000 |" in body and "step 10" in body  # the last val record at or before the checkpoint
+    assert "| mlm_perplexity | 665.1400 |" in body and "| pseudo_perplexity_0-1k | 812.5000 |" in body
+    assert "pseudo-perplexity over 64 positions" in body and "| pll_positions" not in body
     assert "| lt1024 | 0 – 1,023 | 7 | 700 |" in body and "| ge1024 | ≥ 1,024 | 1 | 700 |" in body
     assert 'pipeline("fill-mask", model=".", trust_remote_code=True)("Paris is the [MASK] of France.")' in body
 

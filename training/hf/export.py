@@ -176,9 +176,11 @@ def model_card(state: dict, manifest: dict, val: dict | None, mask_token: str = 
     if val is None:
         lines.append("No validation was recorded for this checkpoint.")
     else:
-        lines += [f"Masked-LM validation on the held-out split at step {val['step']:,} "
-                  f"({val.get('masked_tokens', 0):,} masked tokens):", "",
+        pll = f"; pseudo-perplexity over {val['pll_positions']:,} positions, each masked alone" \
+            if val.get("pll_positions") else ""
+        lines += [f"Validation on the held-out split at step {val['step']:,} "
+                  f"(MLM: {val.get('masked_tokens', 0):,} masked tokens{pll}):", "",
                   "| metric | value |", "|---|---|",
                   *[f"| {k} | {v:.4f} |" for k, v in val.items()
-                    if k not in ("kind", "step", "masked_tokens") and isinstance(v, (int, float))]]
+                    if k not in ("kind", "step", "masked_tokens", "pll_positions") and isinstance(v, (int, float))]]
     return "\n".join(lines) + "\n"
