@@ -240,3 +240,49 @@ def test_a_fine_tune_carries_its_head_over_when_the_labels_fit(tmp_path):
     saved = json.loads((tmp_path / "snli" / "config.json").read_text())
     assert saved["num_labels"] == 3 and saved["auto_map"]["AutoModelForSequenceClassification"]
     assert (tmp_path / "snli" / "modeling_neobert.py").is_file()
+
+
+# -- results and the command line ----------------------------------------------------------------------
+
+def test_results_of_tasks_run_one_at_a_time_add_up(tmp_path):
+    from training.glue import results
+    from training.glue.finetune import Outcome
+
+    for name, metric in (("cola", {"mcc": 0.25}), ("stsb", {"pearson": 0.5, "spearman": 0.7})):
+        outcome = Outcome(Point(16, 2e-5, 0.01), {**metric, "score": float(np.mean(list(metric.values())))}, 7, 9,
+                          False, {})
+        results.write(tmp_path, name, results.task_entry(name, [outcome], "CKPT", "CKPT", "files", {"train": 1}))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved) == {"cola", "stsb"} and saved["stsb"]["score"] == pytest.approx(0.6)
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert table[2] == "| cola | mcc 25.00 | 25.00 | 16 | 2e-05 | 0.01 | 7 | 1 |"
+    assert table[3].startswith("| stsb | pearson 50.00, spearman 70.00 | 60.00 |")
+
+
+def test_cli_says_what_to_run_first(tmp_path, capsys):
+    import shutil
+
+    from neobert import NeoBERTLMHead
+    from neobert.checkpoint import save_pretrained
+    from shards.layout import BERT_TOKENIZER
+    from training.__main__ import main
+
+    save_pretrained(NeoBERTLMHead(NeoBERTConfig.tiny()), tmp_path / "hf")
+    shutil.copyfile(BERT_TOKENIZER, tmp_path / "hf" / "tokenizer.json")
+    assert main(["glue", str(tmp_path / "hf"), "--task", "mnli", "--set", f"run_dir={tmp_path / 'glue'}"]) == 1
+    assert "run --task snli first" in capsys.readouterr().err
+    assert main(["glue", str(tmp_path / "hf"), "--task", "all", "--train-file", "t.csv"]) == 1
+    assert "not all" in capsys.readouterr().err
+
+
+def test_plan_is_the_published_schedule():
+    from training.glue.finetune import plan
+    from training.schedule import lr_at
+
+    cfg = glue_config.load("cola")
+    p = plan(16_000, cfg, Point(16, 1e-5, 0.01))  # 1,000 steps per epoch
+    assert (p.steps, p.eval_every) == (10_000, 1000)
+    assert (p.schedule.kind, p.schedule.warmup_steps, p.schedule.decay_end) == ("linear", 600, 9000)
+    lr = [lr_at(s, 1e-5, p.schedule) for s in (0, 300, 600, 4800, 9000, 10_000)]
+    assert lr == pytest.approx([0, 5e-6, 1e-5, 5.5e-6, 1e-6, 1e-6])
+    assert plan(100, cfg, Point(32, 1e-5, 0.01)).eval_every == 4  # small sets: at least once an epoch

@@ -35,7 +35,7 @@ class GlueConfig:
     attention_backend: str | None = None  # packed batches: None picks the fastest (neobert.attention)
     eval_batch_size: int = 64
     init_from: str | None = None  # a task name (its best fine-tune in run_dir), a checkpoint, or None: CHECKPOINT
-    tokenizer: str | None = None  # a Hugging Face tokenizer folder; None: the checkpoint's
+    tokenizer: str | None = None  # a tokenizer.json or its folder; None: the checkpoint's
 
     def __post_init__(self):
         tasks.get(self.task)

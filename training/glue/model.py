@@ -27,6 +27,8 @@ from training.glue.tasks import Task
 from training.hf.export import AUTO_MAP, CODE_FILES, SOURCES, find_tokenizer
 
 HEAD = ("dense.", "classifier.")
+SPECIAL_MAP = "special_tokens_map.json"  # Hugging Face's names of the special tokens, when the folder has it
+SPECIAL = {"cls": ("[CLS]", "<s>"), "sep": ("[SEP]", "</s>"), "pad": ("[PAD]", "<pad>")}  # else these
 log = logging.getLogger("training")
 
 
@@ -78,7 +80,7 @@ def build(config: NeoBERTConfig, tensors: dict[str, torch.Tensor], task: Task, d
 
 
 def encoder_for(spec: str | Path, data_root: str | None, override: str | None = None) -> Encoder:
-    """The tokenizer of the pretrained checkpoint `spec`: `override` (a Hugging Face tokenizer folder),
+    """The tokenizer of the pretrained checkpoint `spec`: `override` (a tokenizer.json or its folder),
     else the one the data manifest of a trainer run records (`data_root`), else the folder's own."""
     from tokenizers import Tokenizer
 
@@ -91,24 +93,29 @@ def encoder_for(spec: str | Path, data_root: str | None, override: str | None = 
         ids = record["special_tokens"]
         return _encoder(Tokenizer.from_file(str(find_tokenizer(record))), ids["cls"], ids["sep"], ids["pad"])
     folder = Path(override or spec)
-    if not (folder / "tokenizer.json").is_file():
+    folder = folder.parent if folder.is_file() else folder  # a tokenizer.json given itself
+    path = folder / "tokenizer.json"
+    if not path.is_file():
         raise FileNotFoundError(f"{folder}: no tokenizer.json; pass --set tokenizer=FOLDER (a Hugging Face tokenizer "
                                 "folder, e.g. one written by python -m training export)")
-    from transformers import AutoTokenizer
+    tokenizer = Tokenizer.from_file(str(path))
+    named = json.loads((folder / SPECIAL_MAP).read_text()) if (folder / SPECIAL_MAP).is_file() else {}
 
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    return _encoder(tok.backend_tokenizer, tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+    def token_id(kind: str) -> int | None:
+        token = named.get(f"{kind}_token")
+        candidates = [token.get("content") if isinstance(token, dict) else token] if token else SPECIAL[kind]
+        return next((tokenizer.token_to_id(t) for t in candidates if tokenizer.token_to_id(t) is not None), None)
+
+    return _encoder(tokenizer, token_id("cls"), token_id("sep"), token_id("pad"))
 
 
 def _encoder(tokenizer, cls: int | None, sep: int | None, pad: int | None) -> Encoder:
+    """`tokenizer` (a `tokenizers.Tokenizer`, changed: no truncation, no padding) framed by these ids."""
     if None in (cls, sep, pad):
         raise ValueError(f"the tokenizer needs [CLS], [SEP] and [PAD] tokens (got ids {cls}, {sep}, {pad})")
-    from tokenizers import Tokenizer
-
-    own = Tokenizer.from_str(tokenizer.to_str())  # a copy: truncation and padding off without touching the caller's
-    own.no_truncation()
-    own.no_padding()
-    return Encoder(own, cls, sep, pad)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return Encoder(tokenizer, cls, sep, pad)
 
 
 def save(model: NeoBERTForSequenceClassification, directory: str | Path, task: Task, dropout: float) -> Path:

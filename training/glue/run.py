@@ -15,7 +15,7 @@ import yaml
 from training.glue import config as glue_config
 from training.glue import data, model, results, tasks
 from training.glue.finetune import finetune
-from training.glue.grid import select
+from training.glue.grid import Point, select
 
 log = logging.getLogger("training")
 BEST = "best"
@@ -41,32 +41,35 @@ def run(checkpoint: str, task: str, train_file: str | None = None, validation_fi
     if task == "all" and (train_file or validation_file or config_file):
         raise ValueError("--train-file/--validation-file/--config name one task's data or settings: use them "
                          "with --task NAME, not all")
-    names = list(tasks.GLUE) if task == "all" else [tasks.get(task).name]
-    cfgs = {n: glue_config.load(n, overrides, config_file) for n in names}
-    order = tasks.run_order(names, {n: c.init_from for n, c in cfgs.items()})
-    cfgs.update({n: glue_config.load(n, overrides) for n in order if n not in cfgs})
+    if task == "all":  # every GLUE task, each after the fine-tune it starts from (SNLI added for MNLI)
+        cfgs = {n: glue_config.load(n, overrides) for n in tasks.TASKS}
+        order = tasks.run_order(tasks.GLUE, {n: c.init_from for n, c in cfgs.items()})
+    else:  # one task; one that starts from another's fine-tune needs it done already (start_of says so)
+        cfgs = {task: glue_config.load(tasks.get(task).name, overrides, config_file)}
+        order = [task]
+    points = {n: select(grid, cfgs[n].grid, cfgs[n].point) for n in order}  # bad --grid fails before any work
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pretrained = model.load_weights(checkpoint)
     encoder = model.encoder_for(checkpoint, pretrained[2], cfgs[order[0]].tokenizer)
     log.info(f"GLUE on {checkpoint}: tasks {', '.join(order)}; device {device}")
     report = {}
     for name in order:
-        report[name] = run_task(cfgs[name], checkpoint, pretrained, encoder, device, grid, train_file, validation_file)
+        report[name] = run_task(cfgs[name], checkpoint, pretrained, encoder, device, points[name], train_file,
+                                validation_file)
     log.info("GLUE results (validation):\n" + results.table(report))
     return report
 
 
 def run_task(cfg: glue_config.GlueConfig, checkpoint: str, pretrained, encoder: data.Encoder, device: torch.device,
-             grid: str | None, train_file: str | None, validation_file: str | None) -> dict:
+             points: list[Point], train_file: str | None, validation_file: str | None) -> dict:
     task = tasks.get(cfg.task)
+    start = start_of(cfg, checkpoint)
     src = data.source(task, train_file, validation_file)
     train_split, val_split = data.load_splits(src)
     where = src.describe()
     train = data.examples(train_split, task, encoder, cfg.max_length, f"{where} [train]")
     val = data.examples(val_split, task, encoder, cfg.max_length, f"{where} [{src.validation}]")
-    start = start_of(cfg, checkpoint)
     config, tensors, _ = pretrained if start == checkpoint else model.load_weights(start)
-    points = select(grid, cfg.grid, cfg.point)
     task_dir = Path(cfg.run_dir) / task.name
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / "config.yaml").write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
