@@ -273,6 +273,8 @@ def test_cli_says_what_to_run_first(tmp_path, capsys):
     assert "run --task snli first" in capsys.readouterr().err
     assert main(["glue", str(tmp_path / "hf"), "--task", "all", "--train-file", "t.csv"]) == 1
     assert "not all" in capsys.readouterr().err
+    assert main(["glue", str(tmp_path / "hf"), "--task", "cola", "--set", "max_length=8192"]) == 1
+    assert "--set max_length=4096" in capsys.readouterr().err
 
 
 def test_plan_is_the_published_schedule():

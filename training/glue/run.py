@@ -64,12 +64,15 @@ def run_task(cfg: glue_config.GlueConfig, checkpoint: str, pretrained, encoder: 
              points: list[Point], train_file: str | None, validation_file: str | None) -> dict:
     task = tasks.get(cfg.task)
     start = start_of(cfg, checkpoint)
+    config, tensors, _ = pretrained if start == checkpoint else model.load_weights(start)
+    if cfg.max_length > config.max_length:
+        raise ValueError(f"max_length {cfg.max_length} exceeds the max_length {config.max_length} of {start}: "
+                         f"--set max_length={config.max_length}")
     src = data.source(task, train_file, validation_file)
     train_split, val_split = data.load_splits(src)
     where = src.describe()
     train = data.examples(train_split, task, encoder, cfg.max_length, f"{where} [train]")
     val = data.examples(val_split, task, encoder, cfg.max_length, f"{where} [{src.validation}]")
-    config, tensors, _ = pretrained if start == checkpoint else model.load_weights(start)
     task_dir = Path(cfg.run_dir) / task.name
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / "config.yaml").write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
