@@ -4,7 +4,8 @@ Read `model.py` first, then `attention.py` (packed-document backends) and `check
 (Hugging Face layout). `python -m neobert` runs a demo forward pass.
 """
 
+from neobert.classification import NeoBERTForSequenceClassification
 from neobert.config import NeoBERTConfig
 from neobert.model import MLMOutput, NeoBERT, NeoBERTLMHead
 
-__all__ = ["MLMOutput", "NeoBERT", "NeoBERTConfig", "NeoBERTLMHead"]
+__all__ = ["MLMOutput", "NeoBERT", "NeoBERTConfig", "NeoBERTForSequenceClassification", "NeoBERTLMHead"]

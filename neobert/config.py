@@ -52,7 +52,7 @@ class NeoBERTConfig:
     decoder_init_range: float = 0.02
     """Range of every Linear weight (the published code uses this name for all of them)."""
     classifier_init_range: float = 0.02
-    """Kept for the published config.json; no classifier here."""
+    """Std of the sequence-classification head's weights (`neobert.classification`)."""
     attention_backend: str | None = None
     """None picks the fastest available (see `neobert.attention.select_backend`)."""
     activation_checkpointing: bool = False

@@ -1,5 +1,6 @@
 """`python -m training [train] --config FILE [--set key=value ...]` · `export CKPT OUT_DIR` ·
-`pppl CKPT --data OUT` · `plot PATH [PATH ...]`.
+`pppl CKPT --data OUT` · `plot PATH [PATH ...]` ·
+`glue CKPT --task NAME|all [--grid [bs=…,lr=…,wd=…]] [--set key=value ...]`.
 
 Under torchrun (`torchrun --nproc_per_node N -m training --config …`) every rank runs `train`.
 """
@@ -77,6 +78,30 @@ def _plot(args) -> int:
     return 0
 
 
+def _glue(args) -> int:
+    from training.glue.run import run
+
+    try:
+        run(args.checkpoint, args.task, args.train_file, args.validation_file, args.grid, args.set, args.config)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _glue_parser(sub) -> None:
+    g = sub.add_parser("glue", help="fine-tune and evaluate on GLUE tasks (training/configs/glue/TASK.yaml)")
+    g.add_argument("checkpoint", help="RUN_DIR, RUN_DIR/checkpoints/step_N, or an exported Hugging Face folder")
+    g.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, snli, or all")
+    g.add_argument("--train-file", help="local CSV/JSON/parquet with run_glue.py's columns (with --validation-file)")
+    g.add_argument("--validation-file")
+    g.add_argument("--grid", nargs="?", const="all", default=None, metavar="bs=N,lr=X,wd=X",
+                   help="alone: the whole grid of the config; with a value: that one point (default: the YAML's point)")
+    g.add_argument("--config", help="a YAML to use instead of training/configs/glue/TASK.yaml (one task)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set epochs=3 --set point.lr=1e-5")
+
+
 class _TqdmHandler(logging.Handler):
     """The one log output: through tqdm, so messages never break the progress bar."""
 
@@ -90,7 +115,7 @@ class _TqdmHandler(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "export", "pppl", "plot", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "export", "pppl", "plot", "glue", "-h", "--help"):
         argv.insert(0, "train")
     parser = argparse.ArgumentParser(prog="python -m training", description="NeoBERT pretraining on MDS shards")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="run folders (training curves), checkpoints or pppl result JSONs (one line each)")
     p.add_argument("--out", default=None, help="the by-position PNG; default RUN_DIR/plots/ of the first")
+    _glue_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[_TqdmHandler()])
     logging.getLogger("training").setLevel(logging.INFO)
-    return {"train": _train, "export": _export, "pppl": _pppl, "plot": _plot}[args.command](args)
+    return {"train": _train, "export": _export, "pppl": _pppl, "plot": _plot, "glue": _glue}[args.command](args)
 
 
 def neobert_demo(argv: list[str] | None = None) -> None:

@@ -91,15 +91,15 @@ class OptimConfig:
 class ScheduleConfig:
     """lr(step) as a fraction of the peak: see training.schedule."""
 
-    kind: str = "cosine"  # cosine: warm-up, cosine to final_ratio at decay_end, then constant; constant
+    kind: str = "cosine"  # cosine | linear: warm-up, then to final_ratio at decay_end, then constant; constant
     warmup_steps: int = 2000
     decay_end: int = 900_000
     final_ratio: float = 0.1
 
     def __post_init__(self):
-        if self.kind not in ("cosine", "constant"):
-            raise ValueError(f"schedule.kind must be 'cosine' or 'constant', got {self.kind!r}")
-        if self.kind == "cosine" and self.decay_end <= self.warmup_steps:
+        if self.kind not in ("cosine", "linear", "constant"):
+            raise ValueError(f"schedule.kind must be 'cosine', 'linear' or 'constant', got {self.kind!r}")
+        if self.kind != "constant" and self.decay_end <= self.warmup_steps:
             raise ValueError(
                 f"schedule.decay_end ({self.decay_end}) must be > schedule.warmup_steps ({self.warmup_steps})"
             )
@@ -234,14 +234,15 @@ def set_dotted(tree: dict, assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw)
 
 
-def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
+def load(path: str | Path | None, overrides: list[str] = (), cls: type = Config):
+    """`cls` (the run `Config`, or another config dataclass such as GLUE's) from YAML + overrides."""
     tree: dict[str, Any] = {}
     if path is not None:
         with open(path) as f:
             tree = yaml.safe_load(f) or {}
     for assignment in overrides:
         set_dotted(tree, assignment)
-    return _build(Config, tree, str(path or "config"))
+    return _build(cls, tree, str(path or "config"))
 
 
 def from_dict(tree: dict) -> Config:

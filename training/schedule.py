@@ -3,6 +3,8 @@ only the step.
 
 cosine: linear warm-up from 0 to the peak over `warmup_steps`, cosine down to `final_ratio`×peak
 at `decay_end`, then constant (NeoBERT stage 1: 2k, 900k, 0.1, run to 1M).
+linear: the same with a straight line instead of the cosine (NeoBERT's GLUE fine-tuning: 6 % warm-up,
+decay to 0.1×peak at 90 % of the steps).
 constant: `final_ratio`×peak from step 0 (NeoBERT stage 2: 0.1×peak for 50k steps).
 """
 
@@ -32,4 +34,6 @@ def lr_at(step: int, peak: float, cfg: ScheduleConfig) -> float:
     if step >= cfg.decay_end:
         return peak * cfg.final_ratio
     progress = (step - cfg.warmup_steps) / (cfg.decay_end - cfg.warmup_steps)
+    if cfg.kind == "linear":
+        return peak * (1 - (1 - cfg.final_ratio) * progress)
     return peak * (cfg.final_ratio + (1 - cfg.final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
