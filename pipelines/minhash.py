@@ -16,11 +16,12 @@ Invariant: the document kept of each cluster (connected component of the pairs) 
 (filter rank, index), whatever N; every other member is removed. (Datatrove's union-by-size keeps
 a root that depends on the order of the pairs, which N would change.)
 
-Memory of a cluster or removals task: ≈ 100 bytes × the directed edges at its nodes, i.e. about
-2 × 14 × (near-duplicate documents of its filter ranks), ≈ 2·P/N for P pairs spread over N tasks
-(the `total_matches` of the buckets stage), plus the members of a cluster centred at one of its
-documents (a star's centre holds all its leaves). A buckets task holds one buffered reader per
-filter task.
+Memory of a cluster or removals task: ≈ 130 bytes × the pairs at its documents (measured peak of a
+round: 57 bytes per stored direction of a pair in a large-star round, 132 per pair in a small-star
+round). The rounds never add pairs, so that is about 2·P/N for the P pairs of the buckets stage
+(its `total_matches`; P ≤ 14 × near-duplicate documents) over N tasks, except that a cluster's
+smallest document ends holding a pair to every member. A buckets task holds one buffered reader
+per filter task.
 """
 
 from __future__ import annotations

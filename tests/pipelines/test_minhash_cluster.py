@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from datatrove.pipeline.dedup.minhash import MinhashDedupCluster
 
 from pipelines.minhash import ClusterFiles, ClusterRound, Clustering, Removals
 
@@ -85,6 +86,9 @@ def test_random_graphs_give_the_same_removals_for_any_number_of_tasks(tmp_path):
         removed, rounds[tasks] = cluster(pairs, tasks, tmp_path / str(tasks), ranks=6)
         assert removed == expected, tasks
     assert min(rounds.values()) > 3, "the case under test: components resolved over several rounds"
+    MinhashDedupCluster(str(tmp_path / "1" / "buckets"), str(tmp_path / "datatrove")).run(None, 0, 1)
+    datatrove = sum(f.stat().st_size // 4 for f in (tmp_path / "datatrove").glob("*.remove"))
+    assert datatrove == len(expected), "Datatrove's single-task union-find finds the same clusters"
 
 
 @pytest.mark.parametrize("tasks", [1, 3])
