@@ -101,8 +101,8 @@ def is_star_forest(u: np.ndarray, v: np.ndarray) -> bool:
 
 class MinhashBuckets(MinhashDedupBuckets):
     """Datatrove's bucket stage, with the hash ranges of a bucket's workers cut at quantiles of its
-    largest signature file (Datatrove's cut the first file, which fails when that filter task
-    kept fewer documents than there are workers). Any cut gives the same pairs: equal signatures
+    largest signature file (Datatrove cuts at those of the first file, and fails when that filter
+    task kept fewer documents than there are workers). Any cut gives the same pairs: equal signatures
     share their first hash, so they fall in one range."""
 
     def get_worker_hash_range(self, sig_files, rank, world_size):
@@ -135,8 +135,8 @@ class ClusterFiles:
         self.tasks = tasks
 
     def read(self, round: int, task: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted unique edges (u → v) task `task` receives in `round` (round 0: Datatrove's pairs,
-        every N-th `.dups` file, both directions of a pair kept where round 1 needs them)."""
+        """Sorted unique edges (u → v) task `task` receives in `round` (round 0: the pairs of every
+        N-th `.dups` file, as the bucket tasks wrote them, not yet sent to their owners)."""
         if round == 0:
             files = sorted(self.pairs.list_files(glob_pattern="*.dups"))[task::self.tasks]
             rows = [np.frombuffer(read(self.pairs, f), "<u4").reshape(-1, 4) for f in files]

@@ -7,10 +7,14 @@ import random
 import struct
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-from datatrove.pipeline.dedup.minhash import MinhashDedupCluster
+from datatrove.data import Document
+from datatrove.pipeline.dedup.minhash import MinhashDedupCluster, MinhashDedupSignature
 
-from pipelines.minhash import ClusterFiles, ClusterRound, Clustering, Removals
+from pipelines.dedup import MINHASH
+from pipelines.minhash import ClusterRound, Clustering, MinhashBuckets, Removals
+from tests.pipelines.test_minhash import near_duplicate_corpus
 
 Doc = tuple[int, int]  # (filter rank, index)
 
@@ -95,3 +99,21 @@ def test_random_graphs_give_the_same_removals_for_any_number_of_tasks(tmp_path):
 def test_no_pairs_remove_nothing(tmp_path, tasks):
     removed, rounds = cluster([], tasks, tmp_path, ranks=2)
     assert removed == set() and rounds == 2
+
+
+def test_bucket_hash_ranges_find_the_pairs_of_one_range(tmp_path):
+    """Filter rank 0 kept one document, fewer than the 3 workers of a bucket (Datatrove's own cut
+    fails there); split or not, the bucket tasks find the same pairs."""
+    near_duplicate_corpus(tmp_path / "raw", files=1, clusters=10)
+    texts = pq.read_table(tmp_path / "raw" / "part-0.parquet").column("content").to_pylist()
+    sig = MinhashDedupSignature(str(tmp_path / "sig"), config=MINHASH)
+    for rank, part in enumerate((texts[:1], texts[1:])):
+        sig.run((Document(text=t, id=str(i)) for i, t in enumerate(part)), rank, 2)
+    found = {}
+    for workers in (1, 3):
+        for rank in range(14 * workers):
+            MinhashBuckets(str(tmp_path / "sig"), str(tmp_path / f"dups{workers}"), config=MINHASH).run(None, rank, 14 * workers)
+        found[workers] = sorted(p for f in (tmp_path / f"dups{workers}").glob("*.dups")
+                                for p in struct.iter_unpack("<4I", f.read_bytes()))
+        assert len(list((tmp_path / f"dups{workers}").glob("*.dups"))) == 14 * workers
+    assert len(found[1]) > 0 and found[3] == found[1]
