@@ -31,6 +31,7 @@ from datatrove.pipeline.readers import ParquetReader
 from pipelines import minhash
 from shards.layout import DEDUP, join
 
+
 def normalised_content(doc: Document) -> str:
     """What counts as "the same document": NFKC, lower case, whitespace collapsed."""
     return " ".join(unicodedata.normalize("NFKC", doc.text).lower().split())

@@ -1,7 +1,8 @@
 """The one place that turns a list of Datatrove steps into an executor, and joins the Ray cluster.
 
 Every stage of every job goes through `make_executor`: `local` runs the tasks in a process pool on
-this machine, `ray` runs each task as an actor on the Ray cluster `connect_ray` joined.
+this machine, `ray` runs each task as an actor on the Ray cluster `connect_ray` joined. A stage
+given as `Rounds` runs as one ordinary stage per round until its output is stable.
 
 Invariants of the Ray path: the job joins a running cluster and never starts one it was not asked
 for (`--ray-address local` asks); when tasks can run on another node, the output and Datatrove's
