@@ -73,8 +73,9 @@ class JobConfig:
     max_tokens: int = setting(100_000, "drop documents longer than this", group="documents")
     dedup: str = setting("exact", "exact (normalised content), minhash (near duplicates, opt-in) or none",
                          group="documents", choices=DEDUP_METHODS)
-    dedup_tasks: int = setting(1, "exact dedup: tasks that find duplicates, each over one hash range of the "
-                               "signatures (memory per task: one reader per filter task)", group="documents")
+    dedup_tasks: int = setting(1, "tasks that find duplicates, each over one hash range of the signatures "
+                               "(minhash: of each of 14 buckets) and, for minhash, that cluster them, each for "
+                               "the filter ranks r = task mod N (memory: README, Pipeline)", group="documents")
     filter_impl: str = setting("fast", "filter implementation: fast (the same decisions, pipelines/fast_filters.py) "
                                "or datatrove (Datatrove's own filters, the reference)", group="documents",
                                flag="--filters", choices=FILTER_IMPLS)
@@ -119,9 +120,6 @@ class JobConfig:
                                  f"got {getattr(self, name)!r}")
         if self.tasks < 1 or self.dedup_tasks < 1:
             raise ValueError(f"--tasks and --dedup-tasks must be >= 1, got {self.tasks}, {self.dedup_tasks}")
-        if self.dedup_tasks > 1 and self.dedup != "exact":
-            raise ValueError("--dedup-tasks applies to exact dedup; MinHash clustering runs in one task "
-                             "(Datatrove's MinhashDedupCluster): drop --dedup-tasks or use --dedup exact")
         if self.cpus_per_task < 1 or self.mem_per_cpu_gb <= 0:
             raise ValueError(f"need --cpus-per-task >= 1 and --mem-per-cpu-gb > 0, got {self.cpus_per_task}, "
                              f"{self.mem_per_cpu_gb}")

@@ -2,14 +2,16 @@
 
     filter tasks:  … filters → candidates/<rank>.parquet + signatures (split into --dedup-tasks hash ranges)
     exact:         --dedup-tasks tasks, one per hash range, find duplicate signatures (first copy kept)
-    minhash:       one task per LSH bucket finds candidate pairs, then 1 task clusters them
+    minhash:       --dedup-tasks hash ranges of each LSH bucket find candidate pairs, then --dedup-tasks
+                   tasks cluster them in rounds and write the removals (pipelines/minhash.py)
     filter tasks:  candidates/<rank>.parquet → drop duplicates → OUT/filtered/<rank>.parquet
 
 Invariant: of every group of duplicates (equal normalised content, or for MinHash near-equal word
 5-grams, which includes equal content), exactly one reaches `OUT/filtered/`; the others go to
 `OUT/removed/<method>_dedup/`. The last stage of rank r re-reads exactly the candidates rank r
 wrote, in the same order, which is what the duplicate indexes refer to. For exact dedup the copy
-kept is the first in (filter rank, document) order, whatever the number of finder tasks.
+kept is the first in (filter rank, document) order, for MinHash the first of its cluster, whatever
+the number of finder tasks.
 """
 
 from __future__ import annotations
@@ -23,17 +25,11 @@ from datatrove.io import DataFolderLike, get_datafolder
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, read_sigs
 from datatrove.utils.typeshelper import ExtensionHelperSD
-from datatrove.pipeline.dedup.minhash import (
-    MinhashConfig,
-    MinhashDedupBuckets,
-    MinhashDedupCluster,
-    MinhashDedupFilter,
-    MinhashDedupSignature,
-)
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupFilter, MinhashDedupSignature
 from datatrove.pipeline.readers import ParquetReader
 
+from pipelines import minhash
 from shards.layout import DEDUP, join
-
 
 
 def normalised_content(doc: Document) -> str:
@@ -46,7 +42,7 @@ MINHASH = MinhashConfig()  # 5-grams, 14 buckets x 8 hashes (FineWeb's setting)
 
 
 def folders(out: str) -> dict[str, str]:
-    return {k: join(out, DEDUP, k) for k in ("candidates", "signatures", "buckets", "duplicates")}
+    return {k: join(out, DEDUP, k) for k in ("candidates", "signatures", "buckets", "cluster", "duplicates")}
 
 
 class ExactFindDuplicates(PipelineStep):
@@ -110,21 +106,25 @@ class RankFileReader(ParquetReader):
 
 
 def signature_step(out: str, method: str, tasks: int):
-    """`tasks`: how many finder tasks split the signatures by hash range (exact dedup)."""
+    """`tasks`: how many finder tasks split the signatures by hash range (exact dedup; MinHash
+    signatures are split when read)."""
     f = folders(out)
     if method == "minhash":
         return MinhashDedupSignature(output_folder=f["signatures"], config=MINHASH)
     return ExactDedupSignature(output_folder=f["signatures"], config=CONFIG, finder_workers=tasks)
 
 
-def find_stages(out: str, method: str, tasks: int) -> list[tuple[str, list, int]]:
-    """(stage name, pipeline, tasks) that turn all signatures into per-rank duplicate lists."""
+def find_stages(out: str, method: str, tasks: int) -> list[tuple[str, list | minhash.Clustering, int]]:
+    """(stage name, pipeline, tasks) that turn all signatures into per-rank duplicate lists;
+    `tasks` (`--dedup-tasks`) splits each stage."""
     f = folders(out)
     if method == "minhash":
+        clustering = minhash.Clustering(f["buckets"], f["cluster"], tasks)
         return [
-            ("minhash_buckets", [MinhashDedupBuckets(f["signatures"], f["buckets"], config=MINHASH)],
-             MINHASH.num_buckets),
-            ("minhash_cluster", [MinhashDedupCluster(f["buckets"], f["duplicates"], config=MINHASH)], 1),
+            ("minhash_buckets", [minhash.MinhashBuckets(f["signatures"], f["buckets"], config=MINHASH)],
+             MINHASH.num_buckets * tasks),
+            ("minhash_cluster", clustering, tasks),
+            ("minhash_removals", [minhash.Removals(clustering.files, f["signatures"], f["duplicates"])], tasks),
         ]
     return [("dedup_find", [ExactFindDuplicates(f["signatures"], f["duplicates"], config=CONFIG)], tasks)]
 

@@ -1,7 +1,8 @@
 """The one place that turns a list of Datatrove steps into an executor, and joins the Ray cluster.
 
 Every stage of every job goes through `make_executor`: `local` runs the tasks in a process pool on
-this machine, `ray` runs each task as an actor on the Ray cluster `connect_ray` joined.
+this machine, `ray` runs each task as an actor on the Ray cluster `connect_ray` joined. A stage
+given as `Rounds` runs as one ordinary stage per round until its output is stable.
 
 Invariants of the Ray path: the job joins a running cluster and never starts one it was not asked
 for (`--ray-address local` asks); when tasks can run on another node, the output and Datatrove's
@@ -21,9 +22,10 @@ import tempfile
 
 from datatrove.executor import LocalPipelineExecutor, RayPipelineExecutor
 from datatrove.executor.base import ExecutorJSONEncoder, PipelineExecutor
-from datatrove.io import file_is_local
+from datatrove.io import file_is_local, get_datafolder
 
 from pipelines.config import JobConfig
+from shards.layout import join
 
 # Ray workers inherit the environment of the node's raylet, not the job's: what the tasks need to
 # reach storage and the Hub travels with them (credentials included: prefer instance roles on AWS).
@@ -99,6 +101,46 @@ class RayExecutor(RayPipelineExecutor):
             )
 
 
+class Rounds:
+    """A stage whose tasks run again, round after round, until the rounds' output is stable (e.g.
+    connected components found by local steps): the number of rounds depends on the data."""
+
+    limit = 200  # rounds after which the stage stops as failed (a bug, not a data size)
+
+    def pipeline(self, round: int) -> list:
+        raise NotImplementedError
+
+    def stable(self, round: int) -> bool:
+        """Read after every task of `round` finished: whether it was the last round."""
+        raise NotImplementedError
+
+
+class UntilStable:
+    """Executor mixin: runs `Rounds.pipeline(r)` as an ordinary stage in `logging_dir/round_<r>` for
+    r = 0, 1, … until `Rounds.stable(r)`. Each round resumes like any stage (its completion markers);
+    a stage depending on this one waits for the last round."""
+
+    def __init__(self, rounds: Rounds, *args, logging_dir: str, **kwargs):
+        super().__init__(rounds.pipeline(0), *args, logging_dir=join(logging_dir, "round_000"), **kwargs)
+        self.rounds, self.rounds_dir = rounds, logging_dir
+
+    def run(self):
+        for r in range(self.rounds.limit):
+            self.pipeline, self.logging_dir = self.rounds.pipeline(r), get_datafolder(join(self.rounds_dir, f"round_{r:03d}"))
+            super().run()
+            if self.rounds.stable(r):
+                return
+        raise StageFailed(f"{self.rounds_dir}: not stable after {self.rounds.limit} rounds; please report this")
+
+
+class LocalRounds(UntilStable, LocalPipelineExecutor):
+    pass
+
+
+class RayRounds(UntilStable, RayExecutor):
+    pass
+
+
 def last_error(executor: PipelineExecutor, rank: int) -> str:
     """The exception line at the end of a failed task's log, or a hint when it left no log."""
     path = f"logs/task_{rank:05d}.log"
@@ -118,13 +160,15 @@ def make_executor(cfg: JobConfig, pipeline: list, *, logging_dir: str, tasks: in
 
     `skip_completed=False` is for cheap single-task steps that must see their inputs afresh on
     every run (index merge, manifest), so a rerun with new mixture settings takes effect.
+    `pipeline` may be `Rounds`: the stage then runs round after round (`UntilStable`).
     """
     workers = min(cfg.workers if cfg.workers > 0 else tasks, tasks)
     common = dict(tasks=tasks, workers=workers, logging_dir=logging_dir, depends=depends, skip_completed=skip_completed)
+    rounds = isinstance(pipeline, Rounds)
     if cfg.executor == "local":
-        return LocalPipelineExecutor(pipeline, **common)
-    return RayExecutor(pipeline, cpus_per_task=cfg.cpus_per_task, mem_per_cpu_gb=cfg.mem_per_cpu_gb,
-                       env=forwarded_env(), **common)
+        return (LocalRounds if rounds else LocalPipelineExecutor)(pipeline, **common)
+    return (RayRounds if rounds else RayExecutor)(pipeline, cpus_per_task=cfg.cpus_per_task,
+                                                  mem_per_cpu_gb=cfg.mem_per_cpu_gb, env=forwarded_env(), **common)
 
 
 def connect_ray(address: str | None, shared_paths: dict[str, str]) -> None:
