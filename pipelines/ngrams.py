@@ -16,18 +16,20 @@ from pipelines.words import BASES, MODULI, Words
 
 
 def _ends(w: Words) -> np.ndarray:
-    """ends[i] = characters in the first i words."""
-    return np.concatenate(([0], np.cumsum(w.lengths)))
+    """ends[i] = characters in the first i words (cached on `w`)."""
+    if "ends" not in w.cache:
+        w.cache["ends"] = np.concatenate(([0], np.cumsum(w.lengths)))
+    return w.cache["ends"]
 
 
 def _ranks(w: Words, n: int) -> np.ndarray:
     """r[i] = r[j] iff words i..i+n-1 equal words j..j+n-1 (cached on `w`, built from n-1)."""
-    if n not in w.ranks:
+    if ("ranks", n) not in w.cache:
         prev = w.ids if n == 1 else _ranks(w, n - 1)
         m = len(w.ids) - n + 1
         key = prev[:m] * (int(w.ids.max()) + 1) + w.ids[n - 1:n - 1 + m]
-        w.ranks[n] = np.unique(key, return_inverse=True)[1].reshape(-1)
-    return w.ranks[n]
+        w.cache["ranks", n] = np.unique(key, return_inverse=True)[1].reshape(-1)
+    return w.cache["ranks", n]
 
 
 def top_ngram_chars(w: Words, n: int) -> int:
@@ -58,14 +60,25 @@ class _Powers:
 _POWERS = [_Powers(p, b) for p, b in zip(MODULI, BASES)]
 
 
-def _concat_hashes(w: Words, n: int, ends: np.ndarray) -> np.ndarray:
+def _prefixes(w: Words) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per modulus p: (p, prefix, up) with prefix[i] = hash of the first i words concatenated, scaled
+    by base**-chars so that a difference of two is a substring's hash times base**start (cached on `w`).
+    """
+    if "prefixes" not in w.cache:
+        ends, out = _ends(w), []
+        for h, powers in zip(w.hashes, _POWERS):
+            p = powers.p
+            up, down = powers.upto(int(ends[-1]))
+            out.append((p, np.concatenate(([0], np.cumsum(h * down[ends[1:]] % p) % p)), up[ends]))
+        w.cache["prefixes"] = out
+    return w.cache["prefixes"]
+
+
+def _concat_hashes(w: Words, n: int) -> np.ndarray:
     """One int64 per n-gram position: the hash of its words concatenated."""
     key = np.zeros(len(w) - n + 1, dtype=np.int64)
-    for h, powers in zip(w.hashes, _POWERS):
-        p = powers.p
-        up, down = powers.upto(int(ends[-1]))
-        prefix = np.concatenate(([0], np.cumsum(h * down[ends[1:]] % p) % p))
-        key = key * p + (prefix[n:] - prefix[:-n]) % p * up[ends[n:]] % p
+    for p, prefix, up in _prefixes(w):
+        key = key * p + (prefix[n:] - prefix[:-n]) % p * up[n:] % p
     return key
 
 
@@ -74,7 +87,7 @@ def duplicated_chars(w: Words, n: int) -> int:
     if len(w) < n:
         return 0
     ends = _ends(w)
-    _, inverse, counts = np.unique(_concat_hashes(w, n, ends), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(_concat_hashes(w, n), return_inverse=True, return_counts=True)
     repeated = np.flatnonzero(counts[inverse] > 1)
     if not len(repeated):
         return 0

@@ -3,10 +3,14 @@
 spaCy splits a text into runs of whitespace and non-whitespace characters and tokenizes each run on
 its own (a single ' ' between two runs becomes no token); only its special cases can join tokens of
 neighbouring runs. So the tokens of a text are the concatenation of the tokens of its runs: we
-tokenize each distinct run once with spaCy (inside a memory zone, so spaCy's vocabulary stays
-bounded), remember it in a capped memo, and send to spaCy whole only the rare texts where a
-multi-token special case could match across a space. As in Datatrove, a text whose tokens include
-`IS_ALPHA` (a string spaCy's vocabulary breaks on) is tokenized with every `IS_ALPHA` removed.
+tokenize each distinct run once, remember it in a capped memo, and gather a text's word tokens from
+the memo with numpy. spaCy sees the new runs of a text in one call (joined by newlines, which no
+special case spans) through a tokenizer with Datatrove's rules and affix patterns but a vocabulary
+that computes no lexical attributes (creating those is most of Datatrove's tokenizing time). Where a
+multi-token special case could match across a space, spaCy tokenizes the runs around that space
+together (a window of as many runs as the longest special case has tokens, on each side). As in
+Datatrove, a text whose tokens include `IS_ALPHA` (a string spaCy's vocabulary breaks on) is
+tokenized with every `IS_ALPHA` removed.
 
 Invariant: `analyze(text).ids` are the tokens `SpaCyTokenizer("en").word_tokenize(text)` returns
 (stripped, whitespace tokens dropped, case kept) and `count_sentences(text)` is
@@ -17,19 +21,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import accumulate, chain
 from operator import itemgetter
 
 import numpy as np
 from datatrove.utils.text import PUNCTUATION_SET
+from spacy.attrs import ORTH
 
 RUNS = re.compile(r"\S+|\s+")  # Python's \s is str.isspace, spaCy's split
-SEPARATORS = re.compile(r"(\s{2,}|[^\S ])")  # whitespace runs other than one space
+NONSPACE = re.compile(r"\S+")
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
 BASES = (1_000_003, 911_382_323)
 TABLE_COLUMNS = ("length", "non_symbol", "has_alpha", "hash0", "hash1")
 FIRST, SECOND = itemgetter(0), itemgetter(1)  # of a memo entry: word token ids, sentence classes
+SPACES = np.array([chr(c).isspace() for c in range(0x3001)])  # str.isspace by code point (none above)
+
+
+def _run_spans(text: str) -> tuple[list[int], list[int]]:
+    """(starts, ends) of the non-whitespace runs of `text`, as `re.finditer(r"\\S+")` gives them."""
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    space = np.zeros(len(points) + 2, dtype=np.int8)
+    space[[0, -1]] = 1
+    low = points < len(SPACES)
+    space[1:-1][low] = SPACES[points[low]]
+    edges = np.flatnonzero(np.diff(space))
+    return edges[0::2].tolist(), edges[1::2].tolist()
 
 
 @dataclass
@@ -41,7 +58,7 @@ class Words:
     non_symbol: np.ndarray  # bool: has a character outside Datatrove's PUNCTUATION_SET
     has_alpha: np.ndarray  # bool: has an alphabetic character
     hashes: tuple[np.ndarray, np.ndarray]  # per token, polynomial string hash mod each of MODULI
-    ranks: dict[int, np.ndarray] = field(default_factory=dict)  # n -> n-gram ranks (pipelines.ngrams)
+    cache: dict = field(default_factory=dict)  # what pipelines.ngrams derives once per text
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,60 +71,118 @@ class _Poisoned(Exception):
 POISONED = ((), "poisoned")  # the memo's entry for such a run (no real entry has that class string)
 
 
+class _Column:
+    """A growing int64 array (doubling, so appending stays amortised O(1))."""
+
+    def __init__(self):
+        self.data, self.size = np.zeros(1024, dtype=np.int64), 0
+
+    def extend(self, values: list[int]) -> None:
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.zeros(max(2 * len(self.data), end), dtype=np.int64)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:end] = values
+        self.size = end
+
+
 class WordTokenizer:
     """Memoised spaCy `en` tokenization: spaCy sees each distinct run once, until the memo is full.
 
-    `memo_size` caps the runs (and tokens) remembered; a full memo is emptied, so memory stays
-    bounded by the cap whatever the input size.
+    `memo_size` caps the runs (and tokens) remembered; a full memo is emptied, with the spaCy
+    vocabulary behind it, so memory stays bounded by the cap whatever the input size.
     """
 
     def __init__(self, memo_size: int = 200_000):
         if memo_size < 1:
             raise ValueError(f"memo_size must be >= 1, got {memo_size}")
         import spacy
+        from spacy.attrs import IS_PUNCT
         from spacy.pipeline import Sentencizer
 
         self.memo_size = memo_size
-        self.nlp = spacy.blank("en")
+        self.nlp = spacy.blank("en")  # Datatrove's tokenizer: its rules, affixes and lexical attributes
+        self.is_punct = self.nlp.vocab.lex_attr_getters[IS_PUNCT]
         self.punct_chars = set(Sentencizer.default_punct_chars)
-        self.cross_run = self._cross_run_pairs()
+        self.reach = self._cross_run_pairs()
         self.clear()
 
     def clear(self) -> None:
         """Forget every run and token (the memo's cap was reached, or a test wants it cold)."""
-        self.memo: dict[str, tuple[tuple[int, ...], str]] = {}  # run -> (word token ids, sentence classes)
+        self.tokenizer, self.affixes = self._tokenizers()
+        self.memo: dict[str, int] = {}  # run -> its entry's number
+        self.entries: list[tuple[tuple[int, ...], str]] = []  # (word token ids, sentence classes)
+        self._starts, self._counts, self._flat = _Column(), _Column(), _Column()  # entries' ids, CSR
+        self._lefts_of, self._rights_of = _Column(), _Column()  # per entry: its pair codes (below)
+        self._codes: list[tuple[int, int]] = []  # per entry: index of its first-pass (last token in
+        # _lefts, first token in _rights), -1 if none: only such neighbours can start a cross-run match
         self.token_ids: dict[str, int] = {}
+        self._classes: dict[str, str] = {}  # token -> sentencizer class
+        strings = self.tokenizer.vocab.strings  # the same tokens by orth (spaCy's string key):
+        self._orth_ids: dict[int, int] = {}  # their ids,
+        self._orth_classes: dict[int, str] = {}  # sentencizer classes,
+        self._orth_lefts: dict[int, int] = {}  # and indices in _lefts, _rights (-1: none)
+        self._orth_rights: dict[int, int] = {}
+        self._orth_edges: dict[int, int] = {}  # 1: first token of a special case, 2: last, 3: both
+        self._newline, self._poison = strings.add("\n"), strings.add(POISON)
         self._table = np.zeros((1024, 5), dtype=np.int64)  # per token id: TABLE_COLUMNS
         self._pending: list[tuple[int, ...]] = []  # rows of new tokens not yet in _table
         self._last: dict[str, Words] = {}
+        self._window_memo: dict[str, tuple[tuple[int, ...], str]] = {}
 
-    def _cross_run_pairs(self):
-        """Aho-Corasick automaton of `a b` for neighbouring tokens a, b of spaCy's multi-token special cases.
+    def _tokenizers(self):
+        """(Datatrove's tokenizer, the same without its last pass), over a vocabulary without lexical
+        attributes (the tokens are the same; we need only their text), made anew with the memo.
+
+        spaCy applies special cases in two passes: while splitting affixes off each run, then by a
+        phrase matcher over the whole text, the only pass that can join runs. The second tokenizer
+        stops after the first pass: its load sees no affix patterns, so its matcher stays empty.
+        """
+        from spacy.tokenizer import Tokenizer
+        from spacy.vocab import Vocab
+
+        t, live = self.nlp.tokenizer, []
+        gated = lambda f, none: lambda s: f(s) if live else none  # noqa: E731
+        full = Tokenizer(Vocab(), rules=t.rules, prefix_search=t.prefix_search, suffix_search=t.suffix_search,
+                         infix_finditer=t.infix_finditer, token_match=t.token_match, url_match=t.url_match,
+                         faster_heuristics=t.faster_heuristics)
+        first_pass = Tokenizer(full.vocab, rules=t.rules, prefix_search=gated(t.prefix_search, None),
+                               suffix_search=gated(t.suffix_search, None),
+                               infix_finditer=gated(t.infix_finditer, ()), token_match=t.token_match,
+                               url_match=t.url_match, faster_heuristics=t.faster_heuristics)
+        live.append(True)
+        return full, first_pass
+
+    def _cross_run_pairs(self) -> int:
+        """Index the pairs (a, b) of neighbouring tokens in spaCy's multi-token special cases; return
+        the most tokens in one special case.
 
         A special case matched across runs (even one that changes nothing, but blocks an overlapping
-        special case inside a run) has, at some single space between runs, such a pair.
+        special case inside a run) has such a pair at some single space between runs: a the last
+        token of the run before, b the first of the run after, as spaCy's first pass cut them. No
+        special case has a whitespace token among others: none spans other whitespace.
         """
-        import ahocorasick
         from spacy.tokenizer import Tokenizer
 
         t = self.nlp.tokenizer
         plain = Tokenizer(self.nlp.vocab, rules={}, prefix_search=t.prefix_search, suffix_search=t.suffix_search,
                           infix_finditer=t.infix_finditer, token_match=t.token_match, url_match=t.url_match)
-        automaton = ahocorasick.Automaton()
+        reach, pairs = 1, set()
         for rule in t.rules:
             toks = [x.text for x in plain(rule)]
-            for a, b in zip(toks, toks[1:]):
-                automaton.add_word(f"{a} {b}", (a, b))
-        automaton.make_automaton()
-        return automaton
+            assert len(toks) == 1 or all(x.strip() for x in toks), f"special case {rule!r} has a whitespace token"
+            reach = max(reach, len(toks))
+            pairs.update(zip(toks, toks[1:]))
+        cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in t.rules.values()]
+        self._rule_firsts, self._rule_lasts = {c[0] for c in cases}, {c[-1] for c in cases}
+        self._lefts = {a: i for i, a in enumerate(sorted({a for a, _ in pairs}))}
+        self._rights = {b: i for i, b in enumerate(sorted({b for _, b in pairs}))}
+        self._pair_codes = np.array(sorted(self._code(self._lefts[a], self._rights[b]) for a, b in pairs))
+        return reach
 
-    def _crosses(self, text: str) -> bool:
-        """Whether a pair of `cross_run` stands in `text`: a special case may then join runs.
-
-        (Checking the runs' tokens would not narrow it: a run's own special cases may have merged
-        the token a into a longer one.)
-        """
-        return next(self.cross_run.iter(text), None) is not None
+    def _code(self, left: int, right: int) -> int:
+        return left * (len(self._rights) + 1) + right
 
     # --- tokens -------------------------------------------------------------------------------------
 
@@ -137,29 +212,19 @@ class WordTokenizer:
             self._pending = []
         return self._table[ids]
 
-    def _entry(self, tokens) -> tuple[tuple[int, ...], str]:
-        """(ids of the non-whitespace tokens, sentencizer classes of all tokens: P ends, N starts, Q neither)."""
-        ids, classes = [], []
-        for tok in tokens:
-            text = tok.text
-            if text == POISON:
-                raise _Poisoned
-            if text.strip():
-                ids.append(self._intern(text.strip()))
-            if text in self.punct_chars:
-                classes.append("P")
-            elif not tok.is_punct:
-                classes.append("N")
-        return tuple(ids), "".join(classes)
+    def _class(self, token: str) -> str:
+        """The sentencizer's view of a token: P ends a sentence, N may start one, '' neither."""
+        c = self._classes.get(token)
+        if c is None:
+            c = self._classes[token] = "P" if token in self.punct_chars else "" if self.is_punct(token) else "N"
+        return c
 
-    def _spacy(self, text: str) -> tuple[tuple[int, ...], str]:
-        """Tokens of `text` by spaCy itself; call inside `nlp.memory_zone()`."""
-        try:
-            return self._entry(self.nlp.tokenizer(text))
-        except Exception:  # spaCy's failures on POISON (AssertionError, KeyError: as Datatrove, any)
-            if POISON in text:
-                raise _Poisoned from None
-            raise
+    def _entry(self, tokens: list[str]) -> tuple[tuple[int, ...], str]:
+        """(ids of the non-whitespace tokens, sentencizer classes of all tokens)."""
+        if POISON in tokens:
+            return POISONED
+        return (tuple(self._intern(t.strip()) for t in tokens if t.strip()),
+                "".join(map(self._class, tokens)))
 
     def _fill(self, runs: list[str]) -> None:
         """Tokenize the runs the memo lacks (a whitespace run keyed `' '+rest` stands for `rest`)."""
@@ -167,48 +232,166 @@ class WordTokenizer:
         if len(self.memo) + len(todo) > self.memo_size or len(self.token_ids) > 4 * self.memo_size:
             self.clear()
             todo = list(dict.fromkeys(runs))
-        with self.nlp.memory_zone():
-            for run in todo:
-                try:
-                    self.memo[run] = self._spacy(run[1:] if run[0] == " " else run)
-                except _Poisoned:
-                    self.memo[run] = POISONED
+        words = [r for r in todo if not r[0].isspace()]
+        if words:  # one spaCy call per pass: the newline between two runs is one token of its own
+            full = self._orths(self.tokenizer("\n".join(words)))
+            # the last pass changed a run's first (last) token only if that token now ends (starts)
+            # some special case's tokens: only those runs need the first pass's own cut
+            redo = [k for k, toks in enumerate(full) if self._orth_edges[toks[0]] & 1 or self._orth_edges[toks[-1]] & 2]
+            first = list(full)
+            for k, toks in zip(redo, self._orths(self.affixes("\n".join(words[k] for k in redo))) if redo else ()):
+                first[k] = toks
+            for run, tokens, first_pass in zip(words, full, first):
+                self._add(run, self._orth_entry(tokens), first_pass)
+        for run in todo:
+            if run[0].isspace():
+                self._add(run, self._entry([t.text for t in self.tokenizer(run[1:] if run[0] == " " else run)]))
+
+    def _orths(self, doc) -> list[list[int]]:
+        """The token orths of newline-joined runs, run by run; every new orth interned."""
+        orths = doc.to_array(ORTH).tolist()
+        strings = self.tokenizer.vocab.strings
+        for o in set(orths).difference(self._orth_ids):
+            text = strings[o]
+            self._orth_ids[o], self._orth_classes[o] = self._intern(text), self._class(text)
+            self._orth_lefts[o], self._orth_rights[o] = self._lefts.get(text, -1), self._rights.get(text, -1)
+            self._orth_edges[o] = (text in self._rule_firsts) | (text in self._rule_lasts) << 1
+        cuts = [i for i, o in enumerate(orths) if o == self._newline]
+        return [orths[lo + 1:hi] for lo, hi in zip([-1, *cuts], [*cuts, len(orths)])]
+
+    def _orth_entry(self, orths: list[int]) -> tuple[tuple[int, ...], str]:
+        if self._poison in orths:
+            return POISONED
+        return tuple(map(self._orth_ids.__getitem__, orths)), "".join(map(self._orth_classes.__getitem__, orths))
+
+    def _add(self, run: str, entry: tuple[tuple[int, ...], str], first_pass: list[int] = ()) -> None:
+        self.memo[run] = len(self.entries)
+        self.entries.append(entry)
+        self._codes.append((self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]])
+                           if first_pass else (-1, -1))
+
+    def _flush(self) -> None:
+        """Put the new entries' token ids and pair codes into the columns numpy gathers from."""
+        new = self.entries[self._counts.size:]
+        if new:
+            counts = [len(ids) for ids, _ in new]
+            self._starts.extend(list(accumulate(counts, initial=self._flat.size))[:-1])
+            self._counts.extend(counts)
+            self._flat.extend(list(chain.from_iterable(map(FIRST, new))))
+            codes = self._codes[len(self.entries) - len(new):]
+            self._lefts_of.extend(list(map(FIRST, codes)))
+            self._rights_of.extend(list(map(SECOND, codes)))
+
+    def _numbers(self, runs: list[str]) -> np.ndarray:
+        """The memo entry numbers of these runs (tokenizing the new ones)."""
+        try:
+            r = np.fromiter(map(self.memo.__getitem__, runs), dtype=np.int64, count=len(runs))
+        except KeyError:
+            self._fill(runs)
+            r = np.fromiter(map(self.memo.__getitem__, runs), dtype=np.int64, count=len(runs))
+        self._flush()
+        return r
+
+    def _may_cross(self, r: np.ndarray, spaced: bool) -> bool:
+        """Whether a special case may join two of these runs (`spaced`: whitespace runs included, so
+        only runs with a single space between count; else whitespace runs left out, any between).
+
+        Only where the first pass's last token of one run and first token of the next are neighbours
+        in a special case (see `_cross_run_pairs`) can the matcher join them.
+        """
+        if spaced:
+            space = self.memo.get(" ")
+            if space is None or len(r) < 3:
+                return False
+            left, right, between = r[:-2], r[2:], r[1:-1] == space
+        else:
+            left, right, between = r[:-1], r[1:], True
+        a, b = self._lefts_of.data[left], self._rights_of.data[right]
+        both = (a >= 0) & (b >= 0) & between
+        return bool(both.any()) and bool(np.isin(self._code(a[both], b[both]), self._pair_codes).any())
+
+    def _gather(self, r: np.ndarray) -> np.ndarray:
+        """Word token ids of the runs numbered `r`, one after the other."""
+        counts = self._counts.data[r]
+        first = self._starts.data[r] - (np.cumsum(counts) - counts)  # where each run's ids start, less its offset
+        return self._flat.data[np.repeat(first, counts) + np.arange(int(counts.sum()))]
+
+    def _run_entries(self, piece: str, leading: bool) -> list[tuple[tuple[int, ...], str]]:
+        """Memo entries of the runs of `piece`, a stretch of text no special case spans."""
+        runs = RUNS.findall(piece)
+        if leading and runs and runs[0][0].isspace():  # a leading whitespace run is tokenized whole
+            runs[0] = " " + runs[0]
+        return list(map(self.entries.__getitem__, self._numbers(runs).tolist()))
+
+    def _windows(self, text: str, r: np.ndarray) -> list[list[int]]:
+        """Character spans [lo, hi) that spaCy must tokenize whole: `reach` runs to each side of every
+        single space between runs a special case may join (`_may_cross`), within runs joined by
+        single spaces; touching spans merged. `r`: the numbers of the text's non-whitespace runs.
+
+        A match that joins runs lies inside one window, and so does every match that overlaps it (all
+        that decide which matches spaCy keeps), so a window's tokens are the text's.
+        """
+        starts, ends = _run_spans(text)
+        a, b = self._lefts_of.data[r[:-1]], self._rights_of.data[r[1:]]
+        both = np.flatnonzero((a >= 0) & (b >= 0))
+        pairs = both[np.isin(self._code(a[both], b[both]), self._pair_codes)]
+
+        def spaced(j: int) -> bool:  # runs j and j+1 have one ' ' between them
+            return ends[j] + 1 == starts[j + 1] and text[ends[j]] == " "
+
+        spans: list[list[int]] = []
+        for j in pairs.tolist():
+            if not spaced(j):
+                continue
+            lo, hi = j, j + 1
+            for _ in range(self.reach):
+                if lo > 0 and spaced(lo - 1):
+                    lo -= 1
+                if hi + 1 < len(starts) and spaced(hi):
+                    hi += 1
+            if spans and starts[lo] <= spans[-1][1] + 1:
+                spans[-1][1] = max(spans[-1][1], ends[hi])
+            else:
+                spans.append([starts[lo], ends[hi]])
+        return spans
+
+    def _window(self, text: str) -> tuple[tuple[int, ...], str]:
+        entry = self._window_memo.get(text)
+        if entry is None:
+            if len(self._window_memo) >= self.memo_size:
+                self._window_memo.clear()
+            entry = self._window_memo[text] = self._entry([t.text for t in self.tokenizer(text)])
+        return entry
+
+    def _pieces(self, text: str, r: np.ndarray):
+        """(piece, is a window) covering `text` in order: windows go to spaCy whole, the rest run by run."""
+        k = 0
+        for lo, hi in self._windows(text, r):
+            yield text[k:lo], False
+            yield text[lo:hi], True
+            k = hi
+        yield text[k:], False
 
     def _tokens(self, text: str) -> list[tuple[tuple[int, ...], str]]:
-        """Memo entries whose word token ids and sentence classes, in order, are `text`'s (without
+        """Entries whose word token ids and sentence classes, in order, are `text`'s (without
         Datatrove's IS_ALPHA retry)."""
         if not text:
             return []
         runs = RUNS.findall(text)
         if runs[0][0].isspace():  # a leading whitespace run is tokenized whole
             runs[0] = " " + runs[0]
-        entries = list(map(self.memo.get, runs))
-        if None in entries:
-            self._fill(runs)
-            entries = list(map(self.memo.__getitem__, runs))
-        if POISONED in entries:
+        r = self._numbers(runs)
+        out = list(map(self.entries.__getitem__, r.tolist()))
+        if POISONED not in out and self._may_cross(r, spaced=True):
+            out = []
+            for k, (piece, whole) in enumerate(self._pieces(text, r[runs[0][0].isspace()::2])):
+                if whole:
+                    out.append(self._window(piece))
+                elif piece:
+                    out += self._run_entries(piece, leading=k == 0)
+        if POISONED in out:
             raise _Poisoned
-        return self._grouped(text) if self._crosses(text) else entries
-
-    def _grouped(self, text: str) -> list[tuple[tuple[int, ...], str]]:
-        """Entries of `text` whose runs may join: spaCy sees whole each group of runs joined by single
-        spaces that has such a pair (special cases never span other whitespace); memo holds its runs.
-        """
-        parts = SEPARATORS.split(text)
-        entries = []
-        for k, part in enumerate(parts):
-            if k % 2:  # a whitespace run
-                entries.append(self.memo[" " + part if k == 1 and not parts[0] else part])
-            elif part in self.memo:
-                entries.append(self.memo[part])
-            elif self._crosses(part):
-                with self.nlp.memory_zone():
-                    entries.append(self._spacy(part))
-                if len(self.memo) < self.memo_size:
-                    self.memo[part] = entries[-1]
-            elif part:
-                entries.extend(map(self.memo.__getitem__, RUNS.findall(part)))
-        return entries
+        return out
 
     def _retried(self, text: str) -> list[tuple[tuple[int, ...], str]]:
         """Memo entries of `text`, with Datatrove's IS_ALPHA retry."""
@@ -227,7 +410,16 @@ class WordTokenizer:
         hit = self._last.get(text)
         if hit is not None:
             return hit
-        ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
+        if POISON in text:
+            ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
+        else:  # whitespace runs hold no word token
+            r = self._numbers(text.split())
+            if self._may_cross(r, spaced=False):
+                ids = np.concatenate([np.array(self._window(piece)[0], dtype=np.int64) if whole
+                                      else self._gather(self._numbers(piece.split()))
+                                      for piece, whole in self._pieces(text, r)])
+            else:
+                ids = self._gather(r)
         rows = self._rows(ids)
         words = Words(ids, rows[:, 0], rows[:, 1].astype(bool), rows[:, 2].astype(bool), (rows[:, 3], rows[:, 4]))
         if len(self._last) >= 4:
@@ -241,6 +433,23 @@ class WordTokenizer:
         A sentence starts at every N token whose previous P-or-N token is a P.
         """
         return 1 + "".join(map(SECOND, self._retried(text))).count("PN")
+
+    def count_sentences_in(self, lines: list[str]) -> int:
+        """`sum(map(count_sentences, lines))`, in one pass over the lines joined by newlines (lines
+        holding a line break or surrounding whitespace, which joining would merge, are counted alone).
+        """
+        alone = [x for x in lines if not x or x[0].isspace() or x[-1].isspace() or "\n" in x]
+        joined = [x for x in lines if x and not x[0].isspace() and not x[-1].isspace() and "\n" not in x]
+        n = sum(map(self.count_sentences, alone))
+        if not joined:
+            return n
+        text = "\n".join(joined)
+        r = self._numbers(RUNS.findall(text))
+        if POISON in text or self._may_cross(r, spaced=True):
+            return n + sum(map(self.count_sentences, joined))
+        newline = self.memo.get("\n", -1)
+        classes = "".join(self.entries[i][1] if i != newline else "|" for i in r.tolist())
+        return n + len(joined) + classes.count("PN")
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""

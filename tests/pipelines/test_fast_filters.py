@@ -185,12 +185,13 @@ def page(rng: random.Random, kind: str) -> str:
 
 
 def crosses(tok: words.WordTokenizer, text: str) -> bool:
-    """Whether spaCy may join tokens across a space in `text` (so `WordTokenizer` asks it for a group)."""
-    try:
-        tok._tokens(text)
-    except words._Poisoned:
+    """Whether a special case may join runs of `text` (so `WordTokenizer` has spaCy tokenize a window)."""
+    if not text or words.POISON in text:
         return False
-    return bool(text) and tok._crosses(text)
+    runs = words.RUNS.findall(text)
+    if runs[0][0].isspace():
+        runs[0] = " " + runs[0]
+    return tok._may_cross(tok._numbers(runs), spaced=True)
 
 
 # --- tests --------------------------------------------------------------------------------------------
