@@ -19,6 +19,7 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers import ParquetWriter
 
+from pipelines import length_bounds
 from pipelines.config import JobConfig
 from pipelines.fast_filters import (
     FastC4Quality,
@@ -47,6 +48,8 @@ class TokenLengthFilter(BaseFilter):
     """Keeps documents with `min_tokens <= len([CLS] … [SEP]) <= max_tokens` under the job's tokenizer.
 
     Also the guard against pathological inputs (a 10 MB page) before the slower filters see them.
+    A document whose token count is bounded inside the limits without tokenizing
+    (`pipelines.length_bounds`, for BERT-style WordPiece tokenizers) is not tokenized: most are not.
     The tokenizer loads lazily in the task, so the pickled pipeline stays light.
     """
 
@@ -55,20 +58,29 @@ class TokenLengthFilter(BaseFilter):
     def __init__(self, tokenizer: str, min_tokens: int, max_tokens: int, exclusion_writer=None, batch_size: int = 256):
         super().__init__(exclusion_writer, batch_size=batch_size)
         self.tokenizer, self.min_tokens, self.max_tokens = tokenizer, min_tokens, max_tokens
-        self._tok = None
+        self._tok, self._bounded = None, False
+
+    def _inside(self, text: str) -> bool:
+        """Whether `text` is within the limits for certain, without tokenizing it."""
+        return (self._bounded and length_bounds.upper(text) <= self.max_tokens
+                and length_bounds.lower(text, self.min_tokens) >= self.min_tokens)
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         if self._tok is None:
             self._tok = load_tokenizer(self.tokenizer).tokenizer
-        out = []
-        # a document has at most len(text) word pieces: too-short texts need no tokenizing
-        todo = [d for d in batch if len(d.text) + 2 >= self.min_tokens]
+            self._bounded = length_bounds.applies(self._tok)
+        # too short or inside the limits for certain: no tokenizing
+        short = {id(d) for d in batch if self._bounded and length_bounds.upper(d.text) < self.min_tokens}
+        todo = [d for d in batch if id(d) not in short and not self._inside(d.text)]
         counts = {id(d): len(e.ids) + 2 for d, e in zip(todo, self._tok.encode_batch_fast(
             [d.text for d in todo], add_special_tokens=False))}
+        out = []
         for d in batch:
-            n = counts.get(id(d), len(d.text) + 2)
-            d.metadata["num_tokens"] = n
-            out.append((False, "too_short") if n < self.min_tokens else (False, "too_long") if n > self.max_tokens else True)
+            n = counts.get(id(d))
+            if id(d) in short or n is not None and n < self.min_tokens:
+                out.append((False, "too_short"))
+            else:
+                out.append((False, "too_long") if n is not None and n > self.max_tokens else True)
         return out
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
