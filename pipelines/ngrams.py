@@ -86,14 +86,20 @@ def duplicated_chars(w: Words, n: int) -> int:
     """Characters in repeated n-grams, scanning greedily and jumping n words past each repeat."""
     if len(w) < n:
         return 0
-    ends = _ends(w)
-    _, inverse, counts = np.unique(_concat_hashes(w, n), return_inverse=True, return_counts=True)
-    repeated = np.flatnonzero(counts[inverse] > 1)
-    if not len(repeated):
+    keys = _concat_hashes(w, n)
+    order = np.argsort(keys)
+    ordered = keys[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():  # most texts, at most n: nothing repeats
         return 0
+    twice = np.zeros(len(keys), dtype=bool)  # by sorted position: its key occurs more than once
+    twice[1:] |= same
+    twice[:-1] |= same
+    repeated = np.sort(order[twice])
+    ends = _ends(w)
     chars, idx, seen = 0, 0, set()
     lengths = (ends[repeated + n] - ends[repeated]).tolist()
-    for pos, key, length in zip(repeated.tolist(), inverse[repeated].tolist(), lengths):
+    for pos, key, length in zip(repeated.tolist(), keys[repeated].tolist(), lengths):
         if pos < idx:
             continue
         if key in seen:
