@@ -1,6 +1,7 @@
 """Filter throughput, Datatrove's filters against ours (`--filters fast`), on the same documents and one core.
 
     python -m benchmarks.filter_throughput [--docs N] [--copies 1] [--step-copies 1] [--rss-copies 8]
+        [--corpus DIR]   # also our filter step on a scale corpus (python -m benchmarks.scale_corpus)
 
 Input: the bundled sample's non-empty documents (the first `--docs`), `--copies` times. Prints, in
 bert tokens of the input documents per second of one core:
@@ -10,7 +11,9 @@ bert tokens of the input documents per second of one core:
   * the pipeline's whole `filter` step (`refinedweb filter --tasks 1`: reading, every default
     filter, dedup signatures and writing; Datatrove step time summed) on `--step-copies` copies,
     each task starting cold (goal >= 300k tokens/s per core);
-  * the peak RSS of our filter task at 1x and `--rss-copies` x input (goal: flat).
+  * the peak RSS of our filter task at 1x and `--rss-copies` x input (goal: flat);
+  * with `--corpus DIR`, our `filter` step on that corpus (one task: a RefinedWeb task reads whole
+    ~100 MB files, so start-up and a cold memo weigh as they would there).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from datatrove.data import Document
 from tokenizers import Tokenizer
 
@@ -52,10 +56,16 @@ def seconds(filters: list, rows: list[dict]) -> tuple[float, int]:
     return time.perf_counter() - t, kept
 
 
-def filter_step(impl: str, rows: list[dict], copies: int, tmp: Path) -> tuple[float, float]:
-    """(Datatrove step seconds summed, peak RSS in MB of the job's largest process) of one `filter` job."""
-    out = tmp / f"{impl}-x{copies}"
-    write_raw(out / "raw", rows, copies)
+def filter_step(impl: str, rows: list[dict], copies: int, tmp: Path, corpus: Path | None = None) -> tuple[float, float]:
+    """(Datatrove step seconds summed, peak RSS in MB of the job's largest process) of one `filter` job
+    on `copies` replicas of `rows`, or on the parquet files of `corpus`."""
+    out = tmp / f"{impl}-x{copies}" if corpus is None else tmp / f"{impl}-{corpus.name}"
+    if corpus is None:
+        write_raw(out / "raw", rows, copies)
+    else:
+        (out / "raw").mkdir(parents=True)
+        for f in sorted(corpus.glob("*.parquet")):
+            (out / "raw" / f.name).symlink_to(f.resolve())
     job = [sys.executable, "-m", "pipelines.refinedweb", "filter", "--output", str(out), "--tasks", "1",
            "--workers", "1", "--filters", impl]
     probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
@@ -73,6 +83,7 @@ def main() -> None:
     p.add_argument("--copies", type=int, default=1, help="sample replicas for the in-process chains")
     p.add_argument("--step-copies", type=int, default=1, help="sample replicas for the `filter` steps")
     p.add_argument("--rss-copies", type=int, default=8, help="sample replicas for the larger RSS measurement")
+    p.add_argument("--corpus", type=Path, default=None, help="a scale corpus folder: also our filter step on it")
     a = p.parse_args()
     rows = sample_rows()[:a.docs]
     tok = Tokenizer.from_file(str(BERT_TOKENIZER))
@@ -105,7 +116,15 @@ def main() -> None:
     print(f"{'filter step, datatrove':34}{step_tokens / slow_s:>18,.0f}{1:>8.1f}")
     print(f"{'filter step, fast (cold tasks)':34}{step_tokens / fast_s:>18,.0f}{slow_s / fast_s:>8.1f}"
           "   (goal >= 300,000 tokens/s)")
+        if a.corpus:
+            corpus_s, corpus_rss = filter_step("fast", rows, 1, Path(d), a.corpus)
     print(f"peak RSS of the fast filter job: 1x {rss_1x:,.0f} MB, {a.rss_copies}x {rss_nx:,.0f} MB  (goal: flat)")
+    if a.corpus:
+        corpus_tokens = sum(len(e.ids) for f in sorted(a.corpus.glob("*.parquet"))
+                            for e in tok.encode_batch_fast([t for t in pq.read_table(f, columns=["content"])["content"]
+                                                            .to_pylist() if t]))
+        print(f"{'filter step, fast, ' + a.corpus.name:34}{corpus_tokens / corpus_s:>18,.0f}{'':>8}"
+              f"   ({corpus_tokens:,} tokens, one task; peak RSS {corpus_rss:,.0f} MB)")
 
 
 if __name__ == "__main__":
