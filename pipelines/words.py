@@ -90,8 +90,8 @@ class _Column:
 class WordTokenizer:
     """Memoised spaCy `en` tokenization: spaCy sees each distinct run once, until the memo is full.
 
-    `memo_size` caps the runs (and tokens) remembered; a full memo is emptied, with the spaCy
-    vocabulary behind it, so memory stays bounded by the cap whatever the input size.
+    `memo_size` caps the runs (and tokens) remembered; a full memo is emptied, and so is the spaCy
+    vocabulary behind it past 4 lexemes per run, so memory stays bounded by the cap whatever the input size.
     """
 
     def __init__(self, memo_size: int = 200_000):
@@ -109,8 +109,11 @@ class WordTokenizer:
         self.clear()
 
     def clear(self) -> None:
-        """Forget every run and token (the memo's cap was reached, or a test wants it cold)."""
-        self.tokenizer, self.affixes = self._tokenizers()
+        """Forget every run and token (the memo's cap was reached, or a test wants it cold); the spaCy
+        vocabulary behind them too once it outgrows the cap (making the tokenizers takes ~0.1 s)."""
+        if getattr(self, "tokenizer", None) is None or len(self.tokenizer.vocab) > self._fresh + 4 * self.memo_size:
+            self.tokenizer, self.affixes = self._tokenizers()
+            self._fresh = len(self.tokenizer.vocab)  # lexemes of the special cases alone
         self.memo: dict[str, int] = {}  # run -> its entry's number
         self.entries: list[tuple[tuple[int, ...], str]] = []  # (word token ids, sentence classes)
         self._starts, self._counts, self._flat = _Column(), _Column(), _Column()  # entries' ids, CSR
