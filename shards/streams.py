@@ -20,7 +20,7 @@ from streaming import Stream, StreamingDataset
 
 from shards import mixture as mixture_math
 from shards import manifest as manifest_io
-from shards import mds
+from shards import mds, stale_shm
 from shards.layout import MANIFEST, MIXTURES, join, join_within
 
 CACHE_ENV = "NEOBERT_STREAM_CACHE"
@@ -55,9 +55,18 @@ class CheckedDataset(StreamingDataset):
     mismatch under `validate_hash`, a missing file) raises in the iterating thread, naming the
     shard in OUT. Streaming 0.13 prepares shards in background threads, and when one fails it only
     prints the traceback and ends the epoch at that point. The shard's cached files are removed, so
-    a rerun copies it again."""
+    a rerun copies it again. Shared memory that a reader of the same cache folders killed with
+    SIGKILL left behind is released first (`shards.stale_shm`), so the rerun is not refused."""
 
     _failure: Exception | None = None
+
+    def __init__(self, *args, streams: list[Stream] | None = None, **kwargs):
+        if streams:
+            released = stale_shm.release_stale([os.path.abspath(os.path.join(s.local, s.split)) for s in streams])
+            if released:
+                log.warning("released shared memory left by a killed reader of %s: /dev/shm/%s",
+                            streams[0].local, ", ".join(released))
+        super().__init__(*args, streams=streams, **kwargs)
 
     def prepare_shard(self, shard_id: int, blocking: bool = True) -> None:
         try:
