@@ -168,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sync_s3_endpoint()
         step, cfg = parse_args(argv)
+        if cfg.executor == "ray":  # before the lease: a job that cannot start writes nothing into OUT
+            connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
         with lease.held(cfg.logging_dir, cfg.output, force=cfg.force_unlock):
             cfg = dataclasses.replace(cfg, tokenizer=pin(cfg.tokenizer))  # every task fetches the same commit
-            if cfg.executor == "ray":
-                connect_ray(cfg.ray_address, {"--output": cfg.output, "--logging-dir": cfg.logging_dir})
             steps = STEPS if step == "all" else ("tokenize", "mix") if cfg.retokenize_from else (step,)
             build(cfg, steps).run()
         if "mix" in steps:
