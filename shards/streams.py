@@ -20,12 +20,13 @@ from streaming import Stream, StreamingDataset
 
 from shards import mixture as mixture_math
 from shards import manifest as manifest_io
-from shards import mds, stale_shm
+from shards import mds, shm_tracker, stale_shm
 from shards.layout import MANIFEST, MIXTURES, join, join_within
 
 CACHE_ENV = "NEOBERT_STREAM_CACHE"
 log = logging.getLogger(__name__)
 _announced: set[str] = set()
+shm_tracker.repair()
 
 
 def default_cache_dir() -> str:
