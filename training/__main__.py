@@ -1,6 +1,7 @@
 """`python -m training [train] --config FILE [--set key=value ...]` · `export CKPT OUT_DIR` ·
 `pppl CKPT --data OUT` · `plot PATH [PATH ...]` ·
-`glue CKPT --task NAME|all [--grid [bs=…,lr=…,wd=…]] [--set key=value ...]`.
+`glue CKPT --task NAME|all [--grid [bs=…,lr=…,wd=…]] [--set key=value ...]` ·
+`embed CKPT OUT_DIR [--pooling mean|cls|max]` · `mteb MODEL --tasks A,B | --benchmark NAME`.
 
 Under torchrun (`torchrun --nproc_per_node N -m training --config …`) every rank runs `train`.
 """
@@ -89,6 +90,58 @@ def _glue(args) -> int:
     return 0
 
 
+def _embed(args) -> int:
+    import torch
+
+    from training.embed import write
+
+    try:
+        out, counts = write(args.checkpoint, args.out_dir, args.pooling, args.normalize, args.max_seq_length,
+                            getattr(torch, args.dtype) if args.dtype else None, tokenizer=args.tokenizer)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"sentence-transformers model of step {counts['step']} ({counts['tokens']:,} tokens, {args.pooling} "
+          f"pooling{', normalized' if args.normalize else ''}) -> {out}; load it with "
+          f"SentenceTransformer({str(out)!r}, trust_remote_code=True)")
+    return 0
+
+
+def _mteb(args) -> int:
+    from training.mteb_eval import run, table, tasks_named
+
+    try:
+        tasks = tasks_named(args.tasks.split(",") if args.tasks else None, args.benchmark)
+        scores = run(args.model, tasks, args.output, args.batch_size, args.device, args.name)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(table(scores))
+    print(f"mteb results: {args.output}/results/")
+    return 0
+
+
+def _eval_parsers(sub) -> None:
+    from neobert.pooling import POOLINGS
+
+    e = sub.add_parser("embed", help="a sentence-transformers model of a checkpoint (for `mteb`)")
+    e.add_argument("checkpoint", help="RUN_DIR (newest checkpoint) or RUN_DIR/checkpoints/step_NNNNNNNN")
+    e.add_argument("out_dir")
+    e.add_argument("--pooling", choices=POOLINGS, default="mean", help="how token states become one vector")
+    e.add_argument("--normalize", action="store_true", help="append a Normalize module (unit-length vectors)")
+    e.add_argument("--max-seq-length", type=int, default=None, help="truncate inputs; default the model's max_length")
+    e.add_argument("--dtype", choices=["float32", "bfloat16"], default=None)
+    e.add_argument("--tokenizer", default=None, help="tokenizer.json to use if the manifest's is not found here")
+    m = sub.add_parser("mteb", help="score a sentence-transformers model with mteb (the [eval] extra)")
+    m.add_argument("model", help="an `embed` output folder (or any sentence-transformers model)")
+    m.add_argument("--tasks", default=None, help="comma-separated mteb task names, e.g. STSBenchmark,Banking77Classification")
+    m.add_argument("--benchmark", default=None, help='an mteb benchmark instead, e.g. "MTEB(eng, v2)"')
+    m.add_argument("--output", default="mteb", help="results folder (mteb's layout; tasks found there are not rerun)")
+    m.add_argument("--name", default=None, help="model name in the results; default the folder's name")
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+
+
 def _glue_parser(sub) -> None:
     g = sub.add_parser("glue", help="fine-tune and evaluate on GLUE tasks (training/configs/glue/TASK.yaml)")
     g.add_argument("checkpoint", help="RUN_DIR, RUN_DIR/checkpoints/step_N, or an exported Hugging Face folder")
@@ -115,7 +168,7 @@ class _TqdmHandler(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "export", "pppl", "plot", "glue", "-h", "--help"):
+    if not argv or argv[0] not in ("train", "export", "pppl", "plot", "glue", "embed", "mteb", "-h", "--help"):
         argv.insert(0, "train")
     parser = argparse.ArgumentParser(prog="python -m training", description="NeoBERT pretraining on MDS shards")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="run folders (training curves), checkpoints or pppl result JSONs (one line each)")
     p.add_argument("--out", default=None, help="the by-position PNG; default RUN_DIR/plots/ of the first")
     _glue_parser(sub)
+    _eval_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[_TqdmHandler()])
     logging.getLogger("training").setLevel(logging.INFO)
-    return {"train": _train, "export": _export, "pppl": _pppl, "plot": _plot, "glue": _glue}[args.command](args)
+    return {"train": _train, "export": _export, "pppl": _pppl, "plot": _plot, "glue": _glue, "embed": _embed,
+            "mteb": _mteb}[args.command](args)
 
 
 def neobert_demo(argv: list[str] | None = None) -> None:

@@ -26,7 +26,10 @@ from training.config import Config, DataConfig
 from training.hf.export import find_tokenizer
 
 STEP, TOKENS = 10, 123_456
-TEXTS = ["Paris is the capital of France.", "Héllo, WORLD!  tokenizers\tsplit words-like this 123."]
+TEXTS = ["Paris is the capital of France.", "Héllo, WORLD!  tokenizers\tsplit words-like this 123.",
+         # > 20 tokens: PretrainedConfig's generation default max_length (20) must not replace the model's
+         "A longer sentence, well past twenty tokens, which the loaded model accepts only while its config "
+         "keeps the max_length of config.json: one two three four five six seven eight nine ten."]
 
 
 def write_manifest(root: Path) -> dict:
@@ -44,10 +47,8 @@ def write_manifest(root: Path) -> dict:
     return manifest
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path, NeoBERTLMHead]:
-    """A tiny trained-looking run (checkpoint + metrics.jsonl + data root), exported with the CLI."""
-    tmp = tmp_path_factory.mktemp("hf_export")
+def tiny_run(tmp: Path) -> tuple[Path, NeoBERTLMHead]:
+    """A tiny trained-looking run folder (checkpoint + metrics.jsonl) over `tmp/data` (a manifest)."""
     data, run = tmp / "data", tmp / "run"
     write_manifest(data)
     torch.manual_seed(0)
@@ -67,6 +68,14 @@ def exported(tmp_path_factory) -> tuple[Path, Path, NeoBERTLMHead]:
                 "pseudo_perplexity_0-1k": 812.5, "pll_positions": 64, "masked_tokens": 321},
                {"kind": "val", "step": STEP + 5, "loss": 1.0, "masked_tokens": 1}]  # after the checkpoint
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run, model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path, NeoBERTLMHead]:
+    """The tiny run, exported with the CLI."""
+    tmp = tmp_path_factory.mktemp("hf_export")
+    run, model = tiny_run(tmp)
     out = tmp / "hf"
     assert main(["export", str(run), str(out)]) == 0
     return tmp, out, model
@@ -98,7 +107,7 @@ SCRIPT = textwrap.dedent("""
     fill = pipeline("fill-mask", model=folder, trust_remote_code=True)("paris is the [MASK] of france.")
     clf = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True, num_labels=2)
     enc = tok(texts, padding=True, return_tensors="pt")
-    out = clf(**enc, labels=torch.tensor([0, 1]))
+    out = clf(**enc, labels=torch.arange(len(texts)) % 2)
     save_file({"logits": logits.contiguous(), "hidden": hidden.contiguous()}, work + "/logits.safetensors")
     save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, work + "/clf.safetensors")
     json.dump({"ids": [tok(t)["input_ids"] for t in texts], "model_class": type(model).__name__,

@@ -17,6 +17,10 @@ class NeoBERTConfig(PretrainedConfig):
         if hidden_size % num_attention_heads:
             raise ValueError(f"hidden_size {hidden_size} must be a multiple of num_attention_heads "
                              f"{num_attention_heads}; change one of them")
+        kwargs.pop("dim_head", None)  # derived, written for the published code
+        kwargs["tie_word_embeddings"] = False  # the MLM decoder is untied
+        # first: PretrainedConfig sets a generation `max_length` (20) that would replace the model's
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -29,6 +33,3 @@ class NeoBERTConfig(PretrainedConfig):
         self.classifier_init_range = classifier_init_range
         self.classifier_dropout = classifier_dropout
         self.dim_head = hidden_size // num_attention_heads
-        kwargs.pop("dim_head", None)  # derived, written for the published code
-        kwargs["tie_word_embeddings"] = False  # the MLM decoder is untied
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
