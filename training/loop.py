@@ -9,7 +9,7 @@ SIGTERM/SIGINT end the run after the current step, with a checkpoint (`training/
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import signal
 import time
@@ -24,7 +24,7 @@ from neobert.compiled import static_batch
 from neobert.config import RUNTIME_FIELDS
 from shards import manifest as manifest_io
 from shards.masking import IGNORE
-from training import checkpoint, data, metrics, parallel, preemption, validate
+from training import checkpoint, data, metrics, parallel, precision, preemption, validate
 from training.config import Config
 from training.schedule import adamw, lr_at
 
@@ -57,8 +57,7 @@ class Trainer:
         self.batches, self.loader = data.loader(cfg, self.vocab, self.rank, self.world, self.device, loaders)
         self.loader_state = loaders[self.rank] if loaders else self.batches.state(0, 0, [])
         self.val_dataset = validate.dataset(cfg) if cfg.validation.every else None
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if self.device.type == "cuda" \
-            else contextlib.nullcontext
+        self.autocast = functools.partial(precision.autocast, self.device)
         self.peak = metrics.peak_flops(self.device, cfg.log.peak_tflops)
         self.stop_requested, self.log = False, None
         if self.rank == 0:

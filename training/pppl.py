@@ -16,7 +16,7 @@ together (an empty forward where a rank has no rows left), as sharded models nee
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import math
 import zlib
@@ -32,7 +32,7 @@ from shards import manifest as manifest_io
 from shards.manifest import Vocab
 from shards.masking import IGNORE
 from shards.streams import validation_streams
-from training import checkpoint, parallel
+from training import checkpoint, parallel, precision
 from training.config import PLLConfig
 from training.ranges import position_ranges
 
@@ -173,8 +173,7 @@ def score(spec: str | Path, root: str, pll: PLLConfig, seed: int, context: int |
         raise ValueError(f"--context {context} must be within 3 .. the model's max_length {model.config.max_length}")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
-        else contextlib.nullcontext
+    autocast = functools.partial(precision.autocast, device)
     dataset = StreamingDataset(streams=validation_streams(root, cache_dir), shuffle=False, batch_size=1)
     bar = tqdm(held_out_windows(dataset, context, vocab, pll.max_documents), desc="pseudo-perplexity",
                unit="window")

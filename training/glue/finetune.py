@@ -9,7 +9,6 @@ evaluations without a better score. The outcome is the best evaluation and its w
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from training import precision
 from training.config import OptimConfig, ScheduleConfig
 from training.glue import data
 from training.glue.config import GlueConfig
@@ -56,13 +56,9 @@ class Outcome:
     state: dict[str, torch.Tensor]  # best weights, on the CPU
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
 def _forward(model, batch: dict, device: torch.device) -> torch.Tensor:
     on = lambda t: t.to(device, non_blocking=True)  # noqa: E731
-    with _autocast(device):
+    with precision.autocast(device):
         if "cu_seqlens" in batch:
             return model(on(batch["input_ids"]), on(batch["cu_seqlens"]), batch["max_seqlen"],
                          on(batch["position_ids"])).float()
