@@ -112,12 +112,12 @@ def main() -> None:
         fast_s, rss = filter_step("fast", rows, a.step_copies, Path(d))
         rss_1x = rss if a.step_copies == 1 else filter_step("fast", rows, 1, Path(d))[1]
         rss_nx = filter_step("fast", rows, a.rss_copies, Path(d))[1]
+        if a.corpus:
+            corpus_s, corpus_rss = filter_step("fast", rows, 1, Path(d), a.corpus)
     step_tokens = sample_tokens * a.step_copies
     print(f"{'filter step, datatrove':34}{step_tokens / slow_s:>18,.0f}{1:>8.1f}")
     print(f"{'filter step, fast (cold tasks)':34}{step_tokens / fast_s:>18,.0f}{slow_s / fast_s:>8.1f}"
           "   (goal >= 300,000 tokens/s)")
-        if a.corpus:
-            corpus_s, corpus_rss = filter_step("fast", rows, 1, Path(d), a.corpus)
     print(f"peak RSS of the fast filter job: 1x {rss_1x:,.0f} MB, {a.rss_copies}x {rss_nx:,.0f} MB  (goal: flat)")
     if a.corpus:
         corpus_tokens = sum(len(e.ids) for f in sorted(a.corpus.glob("*.parquet"))
