@@ -109,3 +109,12 @@ def test_embed_and_mteb_refuse_bad_settings_naming_them(embedded, tmp_path, caps
     assert "NoSuchTask" in capsys.readouterr().err
     assert main(["mteb", embedded["folders"]["mean"]]) == 1
     assert "--tasks" in capsys.readouterr().err
+
+
+def test_benchmark_names_its_tasks_and_unknown_ones_are_refused():
+    from training.mteb_eval import tasks_named
+
+    tasks = tasks_named(benchmark="MTEB(eng, v2)")
+    assert len(tasks) > 10 and "STSBenchmark" in {t.metadata.name for t in tasks}
+    with pytest.raises(ValueError, match="NoSuchBenchmark"):
+        tasks_named(benchmark="NoSuchBenchmark")
