@@ -35,6 +35,7 @@ MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 6
 BASES = (1_000_003, 911_382_323)
 TABLE_COLUMNS = ("length", "non_symbol", "has_alpha", "hash0", "hash1")
 FIRST, SECOND = itemgetter(0), itemgetter(1)  # of a memo entry: word token ids, sentence classes
+EDGE_CLASS = {"": 0, "P": 1, "N": 2}  # an entry's first or last sentence class; 3: a line break
 SPACES = np.array([chr(c).isspace() for c in range(0x3001)])  # str.isspace by code point (none above)
 
 
@@ -118,6 +119,8 @@ class WordTokenizer:
         self.entries: list[tuple[tuple[int, ...], str]] = []  # (word token ids, sentence classes)
         self._starts, self._counts, self._flat = _Column(), _Column(), _Column()  # entries' ids, CSR
         self._lefts_of, self._rights_of = _Column(), _Column()  # per entry: its pair codes (below)
+        self._pn, self._head, self._tail = _Column(), _Column(), _Column()  # per entry: "PN"s in its
+        # classes, and its first and last class (EDGE_CLASS), so lines' sentences add up in numpy
         self._codes: list[tuple[int, int]] = []  # per entry: index of its first-pass (last token in
         # _lefts, first token in _rights), -1 if none: only such neighbours can start a cross-run match
         self.token_ids: dict[str, int] = {}
@@ -284,6 +287,10 @@ class WordTokenizer:
             codes = self._codes[len(self.entries) - len(new):]
             self._lefts_of.extend(list(map(FIRST, codes)))
             self._rights_of.extend(list(map(SECOND, codes)))
+            classes = list(map(SECOND, new))
+            self._pn.extend([c.count("PN") for c in classes])
+            self._head.extend([EDGE_CLASS.get(c[:1], 0) for c in classes])  # 0 for POISONED's, whose
+            self._tail.extend([EDGE_CLASS.get(c[-1:], 0) for c in classes])  # texts are counted alone
 
     def _numbers(self, runs: list[str]) -> np.ndarray:
         """The memo entry numbers of these runs (tokenizing the new ones)."""
@@ -295,23 +302,23 @@ class WordTokenizer:
         self._flush()
         return r
 
+    def _pairs(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Positions k where runs `left[k]`, `right[k]` may be joined by a special case: the first
+        pass's last token of the one and first token of the other are neighbours in one (see
+        `_cross_run_pairs`); only there can the matcher join runs."""
+        a, b = self._lefts_of.data[left], self._rights_of.data[right]
+        both = np.flatnonzero((a >= 0) & (b >= 0))
+        return both[np.isin(self._code(a[both], b[both]), self._pair_codes)]
+
     def _may_cross(self, r: np.ndarray, spaced: bool) -> bool:
         """Whether a special case may join two of these runs (`spaced`: whitespace runs included, so
-        only runs with a single space between count; else whitespace runs left out, any between).
-
-        Only where the first pass's last token of one run and first token of the next are neighbours
-        in a special case (see `_cross_run_pairs`) can the matcher join them.
-        """
-        if spaced:
-            space = self.memo.get(" ")
-            if space is None or len(r) < 3:
-                return False
-            left, right, between = r[:-2], r[2:], r[1:-1] == space
-        else:
-            left, right, between = r[:-1], r[1:], True
-        a, b = self._lefts_of.data[left], self._rights_of.data[right]
-        both = (a >= 0) & (b >= 0) & between
-        return bool(both.any()) and bool(np.isin(self._code(a[both], b[both]), self._pair_codes).any())
+        only runs with a single space between count; else whitespace runs left out, any between)."""
+        if not spaced:
+            return len(self._pairs(r[:-1], r[1:])) > 0
+        space = self.memo.get(" ")
+        if space is None or len(r) < 3:
+            return False
+        return bool((r[1:-1][self._pairs(r[:-2], r[2:])] == space).any())
 
     def _gather(self, r: np.ndarray) -> np.ndarray:
         """Word token ids of the runs numbered `r`, one after the other."""
@@ -335,9 +342,7 @@ class WordTokenizer:
         that decide which matches spaCy keeps), so a window's tokens are the text's.
         """
         starts, ends = _run_spans(text)
-        a, b = self._lefts_of.data[r[:-1]], self._rights_of.data[r[1:]]
-        both = np.flatnonzero((a >= 0) & (b >= 0))
-        pairs = both[np.isin(self._code(a[both], b[both]), self._pair_codes)]
+        pairs = self._pairs(r[:-1], r[1:])
 
         def spaced(j: int) -> bool:  # runs j and j+1 have one ' ' between them
             return ends[j] + 1 == starts[j + 1] and text[ends[j]] == " "
@@ -450,9 +455,14 @@ class WordTokenizer:
         r = self._numbers(RUNS.findall(text))
         if POISON in text or self._may_cross(r, spaced=True):
             return n + sum(map(self.count_sentences, joined))
-        newline = self.memo.get("\n", -1)
-        classes = "".join(self.entries[i][1] if i != newline else "|" for i in r.tolist())
-        return n + len(joined) + classes.count("PN")
+        # the "PN"s of the lines' classes joined, a line break between lines: those inside each
+        # run, plus a P-ending run followed by an N-starting one (runs without classes skipped)
+        breaks = r == self.memo.get("\n", -1)
+        head, tail = self._head.data[r], self._tail.data[r]
+        head[breaks], tail[breaks] = 3, 3
+        kept = head != 0
+        head, tail = head[kept], tail[kept]
+        return n + len(joined) + int(self._pn.data[r].sum()) + int(((tail[:-1] == 1) & (head[1:] == 2)).sum())
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""
