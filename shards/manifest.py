@@ -68,8 +68,12 @@ def write(root: str, manifest: dict) -> str:
 
 
 def file_sha256(path: str) -> str:
+    """sha256 of a local or remote file, read in 16 MiB blocks (weights files are GBs)."""
+    digest = hashlib.sha256()
     with fsspec.open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        while block := f.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sections(manifest: dict) -> dict[str, dict]:

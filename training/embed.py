@@ -11,6 +11,7 @@ contrastive fine-tuning, which MTEB scores assume, is the next step and is not d
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,14 +23,15 @@ from neobert import NeoBERTConfig, NeoBERTLMHead
 from neobert.pooling import POOLINGS, pool
 from training import checkpoint
 
-INSTALL_HINT = "sentence-transformers is not installed: pip install '.[eval]' (or uv sync --extra eval)"
+def install_hint(package: str) -> str:
+    return f"{package} is not installed: pip install '.[eval]' (or uv sync --extra eval)"
 
 
 def _sentence_transformers():
     try:
         import sentence_transformers
     except ImportError:
-        raise ImportError(INSTALL_HINT) from None
+        raise ImportError(install_hint("sentence-transformers")) from None
     return sentence_transformers
 
 
@@ -48,9 +50,10 @@ def write(spec: str | Path, out_dir: str | Path, pooling: str = "mean", normaliz
     out = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="neobert-embed-") as tmp:
         hf, counts = export(spec, Path(tmp) / "hf", dtype, tokenizer=tokenizer)
-        length = max_seq_length or _max_length(hf)
-        if length > _max_length(hf):
-            raise ValueError(f"--max-seq-length {length} exceeds the model's max_length {_max_length(hf)}")
+        limit = json.loads((hf / "config.json").read_text())["max_length"]
+        length = max_seq_length or limit
+        if length > limit:
+            raise ValueError(f"--max-seq-length {length} exceeds the model's max_length {limit}")
         remote = {"trust_remote_code": True}
         encoder = Transformer(str(hf), model_kwargs=dict(remote), config_kwargs=dict(remote),
                               processor_kwargs={**remote, "model_max_length": length}, max_seq_length=length)
@@ -64,12 +67,6 @@ def write(spec: str | Path, out_dir: str | Path, pooling: str = "mean", normaliz
         shutil.copyfile(hf / "README.md", out / "README.md")  # our card: data, steps, validation
         shutil.copyfile(hf / "tokenizer.json", out / "tokenizer.json")  # the manifest's exact bytes
     return out, counts
-
-
-def _max_length(hf: Path) -> int:
-    import json
-
-    return int(json.loads((hf / "config.json").read_text())["max_length"])
 
 
 @torch.no_grad()

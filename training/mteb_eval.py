@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.embed import INSTALL_HINT
+from shards.manifest import file_sha256
+from training.embed import install_hint
 
 
 def _mteb():
     try:
         import mteb
     except ImportError:
-        raise ImportError(INSTALL_HINT.replace("sentence-transformers is", "mteb is")) from None
+        raise ImportError(install_hint("mteb")) from None
     return mteb
 
 
@@ -43,6 +44,7 @@ def tasks_named(names: list[str] | None = None, benchmark: str | None = None) ->
                          "print([t.metadata.name for t in mteb.get_tasks()])\"`")
     return found
 
+
 def run(model_path: str | Path, tasks: list, output: str | Path, batch_size: int = 32,
         device: str | None = None, name: str | None = None) -> dict[str, float]:
     """Score the model on `tasks` (mteb task objects); returns each task's main score. Results are
@@ -58,20 +60,10 @@ def run(model_path: str | Path, tasks: list, output: str | Path, batch_size: int
         model.model_card_data.model_name = name or path.resolve().name
         weights = path / "model.safetensors"
         if weights.is_file():
-            model.model_card_data.base_model_revision = _sha256(weights)[:12]
+            model.model_card_data.base_model_revision = file_sha256(str(weights))[:12]
     result = mteb.evaluate(model, tasks, cache=mteb.ResultCache(cache_path=Path(output)),
                            encode_kwargs={"batch_size": batch_size})
     return {r.task_name: r.get_score() for r in result.task_results}
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def table(scores: dict[str, float]) -> str:
