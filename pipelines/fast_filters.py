@@ -22,7 +22,7 @@ from datatrove.pipeline.filters.url_filter import get_list, normalize, normalize
 from datatrove.utils.typeshelper import Languages
 
 from pipelines import words
-from pipelines.ngrams import duplicated_chars, top_ngram_chars
+from pipelines.ngrams import duplicated_chars, repeating_sizes, top_ngram_chars
 
 
 class OfflineURLFilter(URLFilter):
@@ -136,8 +136,9 @@ class FastGopherRepetition(GopherRepetitionFilter):
         for n, n_frac in self.top_n_grams:
             if len(w) >= n and top_ngram_chars(w, n) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
+        repeating = repeating_sizes(w, [n for n, _ in self.dup_n_grams])
         for n, n_frac in self.dup_n_grams:
-            if duplicated_chars(w, n) / len(text) > n_frac:
+            if (duplicated_chars(w, n) if n in repeating else 0) / len(text) > n_frac:
                 return False, f"duplicated_{n}_n_grams"
         return True
 
@@ -194,6 +195,10 @@ class FastGopherQuality(GopherQualityFilter):
         return True
 
 
+C4_LINE_STATS = ("line-total", "line-filter-too_long_word", "line-filter-no_terminal_punc", "line-filter-too_few_words",
+                 "line-filter-javascript", "line-filter-policy", "line-kept")
+
+
 class FastC4Quality(C4QualityFilter):
     """C4's line rules; counts the sentences of all kept lines in one pass of the shared tokenizer."""
 
@@ -203,43 +208,57 @@ class FastC4Quality(C4QualityFilter):
         if not self.split_paragraph:
             raise ValueError("FastC4Quality implements split_paragraph=True only; use --filters datatrove")
 
+    def _count(self, counts: dict[str, int]) -> None:
+        """Datatrove's stats after `k` calls of `stat_update(label)` per label (updates of 1 keep the
+        mean at 1 and add no variance: past the first, each adds 1 to total and n)."""
+        for label, k in counts.items():
+            if k:
+                stat = self.stats[label]
+                stat.update(1)
+                stat.total += k - 1
+                stat.n += k - 1
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         tokenizer = words.shared()
+        counts = dict.fromkeys(C4_LINE_STATS, 0)  # stat_update per line, added up per document
         num_sentences = 0
         kept_lines, counted_later = [], []
-        for line in doc.text.splitlines():
-            line = line.strip()
-            words_ = line.split()
-            self.stat_update("line-total")
-            if self.max_word_length != -1 and words_ and max(map(len, words_)) > self.max_word_length:
-                self.stat_update("line-filter-too_long_word")
-                continue
-            if self.remove_citations and "[" in line:
-                line = CITATION_REGEX.sub("", line)
-            if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
-                self.stat_update("line-filter-no_terminal_punc")
-                continue
-            if len(words_) < self.min_words_per_line:
-                self.stat_update("line-filter-too_few_words")
-                continue
-            line_l = line.lower()
-            if self.filter_lorem_ipsum and "lorem ipsum" in line_l:
-                return False, "lorem_ipsum"
-            if self.filter_javascript and "javascript" in line_l:
-                self.stat_update("line-filter-javascript")
-                continue
-            if self.filter_curly_bracket and "{" in line:
-                return False, "curly_bracket"
-            if self.filter_policy and any(p in line_l for p in POLICY_SUBSTRINGS):
-                self.stat_update("line-filter-policy")
-                continue
-            if self.min_num_sentences != -1:
-                if words.POISON in line:  # its retry may raise: where Datatrove's does
-                    num_sentences += tokenizer.count_sentences(line)
-                else:
-                    counted_later.append(line)
-            kept_lines.append(line)
-            self.stat_update("line-kept")
+        try:
+            for line in doc.text.splitlines():
+                line = line.strip()
+                words_ = line.split()
+                counts["line-total"] += 1
+                if self.max_word_length != -1 and words_ and max(map(len, words_)) > self.max_word_length:
+                    counts["line-filter-too_long_word"] += 1
+                    continue
+                if self.remove_citations and "[" in line:
+                    line = CITATION_REGEX.sub("", line)
+                if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
+                    counts["line-filter-no_terminal_punc"] += 1
+                    continue
+                if len(words_) < self.min_words_per_line:
+                    counts["line-filter-too_few_words"] += 1
+                    continue
+                line_l = line.lower()
+                if self.filter_lorem_ipsum and "lorem ipsum" in line_l:
+                    return False, "lorem_ipsum"
+                if self.filter_javascript and "javascript" in line_l:
+                    counts["line-filter-javascript"] += 1
+                    continue
+                if self.filter_curly_bracket and "{" in line:
+                    return False, "curly_bracket"
+                if self.filter_policy and any(p in line_l for p in POLICY_SUBSTRINGS):
+                    counts["line-filter-policy"] += 1
+                    continue
+                if self.min_num_sentences != -1:
+                    if words.POISON in line:  # its retry may raise: where Datatrove's does
+                        num_sentences += tokenizer.count_sentences(line)
+                    else:
+                        counted_later.append(line)
+                kept_lines.append(line)
+                counts["line-kept"] += 1
+        finally:
+            self._count(counts)
         num_sentences += tokenizer.count_sentences_in(counted_later)
         if num_sentences < self.min_num_sentences:
             return False, "too_few_sentences"
@@ -265,6 +284,6 @@ class FastFineWebQuality(FineWebQualityFilter):
         ratio = find_duplicates(lines)[1] / len(doc.text.replace("\n", ""))
         if ratio > self.char_duplicates_ratio:
             return False, "char_dup_ratio"
-        if doc.text.count("\n") / len(words.shared().analyze(doc.text)) > self.new_line_ratio:
+        if doc.text.count("\n") / words.shared().count_words(doc.text) > self.new_line_ratio:
             return False, "list_ratio"
         return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.words import BASES, MODULI, Words
+from pipelines.words import POWERS, Words
 
 
 def _ends(w: Words) -> np.ndarray:
@@ -41,32 +41,13 @@ def top_ngram_chars(w: Words, n: int) -> int:
     return (int(ends[first + n] - ends[first]) + n - 1) * top
 
 
-class _Powers:
-    """base**e and base**-e modulo p for e up to the longest text seen (grown by doubling)."""
-
-    def __init__(self, p: int, base: int):
-        self.p, self.base, self.inv = p, base, pow(base, p - 2, p)
-        self.up = np.ones(1, dtype=np.int64)
-        self.down = np.ones(1, dtype=np.int64)
-
-    def upto(self, e: int) -> tuple[np.ndarray, np.ndarray]:
-        while len(self.up) <= e:
-            m = len(self.up)
-            self.up = np.concatenate((self.up, self.up * pow(self.base, m, self.p) % self.p))
-            self.down = np.concatenate((self.down, self.down * pow(self.inv, m, self.p) % self.p))
-        return self.up, self.down
-
-
-_POWERS = [_Powers(p, b) for p, b in zip(MODULI, BASES)]
-
-
 def _prefixes(w: Words) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Per modulus p: (p, prefix, up) with prefix[i] = hash of the first i words concatenated, scaled
     by base**-chars so that a difference of two is a substring's hash times base**start (cached on `w`).
     """
     if "prefixes" not in w.cache:
         ends, out = _ends(w), []
-        for h, powers in zip(w.hashes, _POWERS):
+        for h, powers in zip(w.hashes, POWERS):
             p = powers.p
             up, down = powers.upto(int(ends[-1]))
             out.append((p, np.concatenate(([0], np.cumsum(h * down[ends[1:]] % p) % p)), up[ends]))
@@ -80,6 +61,21 @@ def _concat_hashes(w: Words, n: int) -> np.ndarray:
     for p, prefix, up in _prefixes(w):
         key = key * p + (prefix[n:] - prefix[:-n]) % p * up[n:] % p
     return key
+
+
+def repeating_sizes(w: Words, sizes: list[int]) -> set[int]:
+    """The n in `sizes` (at most 8 of them) for which some n-gram (words concatenated) occurs twice:
+    the keys of every size in one sort, each key (< 2**61) times 8 plus the size's index."""
+    sizes = [n for n in sizes if len(w) >= n]
+    if not sizes:
+        return set()
+    starts = np.concatenate([np.arange(len(w) - n + 1) for n in sizes])
+    stops = starts + np.repeat(sizes, [len(w) - n + 1 for n in sizes])
+    key = np.zeros(len(starts), dtype=np.uint64)
+    for p, prefix, up in _prefixes(w):
+        key = key * np.uint64(p) + ((prefix[stops] - prefix[starts]) % p * up[stops] % p).astype(np.uint64)
+    key = np.sort(key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), [len(w) - n + 1 for n in sizes]))
+    return {sizes[i] for i in np.unique(key[1:][key[1:] == key[:-1]] & np.uint64(7)).tolist()}
 
 
 def duplicated_chars(w: Words, n: int) -> int:

@@ -29,7 +29,12 @@ from datatrove.utils.text import PUNCTUATION_SET
 from spacy.attrs import ORTH
 
 RUNS = re.compile(r"\S+|\s+")  # Python's \s is str.isspace, spaCy's split
-NONSPACE = re.compile(r"\S+")
+OTHER_SPACE = re.compile(r"[^\S\n ]|  ")  # whitespace but a line break or a single space
+# a run spaCy cuts into an opening bracket or quote, ASCII words joined by hyphens (or digits) and
+# simple punctuation, one token each (a hyphen too), when no sequence of those tokens is a special
+# case (tests/pipelines/test_words.py compares it with spaCy)
+AFFIXED = re.compile(r"([(\"]?)([A-Za-z]+(?:-[A-Za-z]+)*|[0-9]+)([,;:!?\"]|\)[.,]?|(?<=[a-z0-9])\.)?")
+HYPHEN = re.compile(r"(-)")
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
 BASES = (1_000_003, 911_382_323)
@@ -48,6 +53,42 @@ def _run_spans(text: str) -> tuple[list[int], list[int]]:
     space[1:-1][low] = SPACES[points[low]]
     edges = np.flatnonzero(np.diff(space))
     return edges[0::2].tolist(), edges[1::2].tolist()
+
+
+class Powers:
+    """base**e and base**-e modulo p for e up to the longest text seen (grown by doubling)."""
+
+    def __init__(self, p: int, base: int):
+        self.p, self.base, self.inv = p, base, pow(base, p - 2, p)
+        self.up = np.ones(1, dtype=np.int64)
+        self.down = np.ones(1, dtype=np.int64)
+
+    def upto(self, e: int) -> tuple[np.ndarray, np.ndarray]:
+        while len(self.up) <= e:
+            m = len(self.up)
+            self.up = np.concatenate((self.up, self.up * pow(self.base, m, self.p) % self.p))
+            self.down = np.concatenate((self.down, self.down * pow(self.inv, m, self.p) % self.p))
+        return self.up, self.down
+
+
+POWERS = [Powers(p, b) for p, b in zip(MODULI, BASES)]
+
+
+def _token_rows(tokens: list[str]) -> np.ndarray:
+    """TABLE_COLUMNS of these (non-empty) tokens; a token's hash mod p is sum((ord(c) + 1) *
+    base**(characters after c)), the polynomial hash whose concatenation rule pipelines.ngrams uses."""
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    points = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype=np.uint32).astype(np.int64) + 1
+    ends = np.cumsum(lengths)
+    after = np.repeat(ends, lengths) - 1 - np.arange(len(points))  # characters after each one, in its token
+    rows = np.empty((len(tokens), 5), dtype=np.int64)
+    rows[:, 0] = lengths
+    rows[:, 1] = [not PUNCTUATION_SET.issuperset(t) for t in tokens]
+    rows[:, 2] = [any(map(str.isalpha, t)) for t in tokens]
+    for col, powers in zip((3, 4), POWERS):
+        up = powers.upto(int(lengths.max()))[0]
+        rows[:, col] = np.add.reduceat(points * up[after] % powers.p, ends - lengths) % powers.p
+    return rows
 
 
 @dataclass
@@ -112,6 +153,7 @@ class WordTokenizer:
     def clear(self) -> None:
         """Forget every run and token (the memo's cap was reached, or a test wants it cold); the spaCy
         vocabulary behind them too once it outgrows the cap (making the tokenizers takes ~0.1 s)."""
+        self._clears = getattr(self, "_clears", -1) + 1
         if getattr(self, "tokenizer", None) is None or len(self.tokenizer.vocab) > self._fresh + 4 * self.memo_size:
             self.tokenizer, self.affixes = self._tokenizers()
             self._fresh = len(self.tokenizer.vocab)  # lexemes of the special cases alone
@@ -133,8 +175,9 @@ class WordTokenizer:
         self._orth_edges: dict[int, int] = {}  # 1: first token of a special case, 2: last, 3: both
         self._newline, self._poison = strings.add("\n"), strings.add(POISON)
         self._table = np.zeros((1024, 5), dtype=np.int64)  # per token id: TABLE_COLUMNS
-        self._pending: list[tuple[int, ...]] = []  # rows of new tokens not yet in _table
+        self._pending: list[str] = []  # new tokens, not yet in _table
         self._last: dict[str, Words] = {}
+        self._counted: tuple[str, int] = ("", 0)  # the last text count_sentences_in joined, its word tokens
         self._window_memo: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def _tokenizers(self):
@@ -181,6 +224,7 @@ class WordTokenizer:
             reach = max(reach, len(toks))
             pairs.update(zip(toks, toks[1:]))
         cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in t.rules.values()]
+        self._rule_keys = set(t.rules)
         self._rule_firsts, self._rule_lasts = {c[0] for c in cases}, {c[-1] for c in cases}
         self._lefts = {a: i for i, a in enumerate(sorted({a for a, _ in pairs}))}
         self._rights = {b: i for i, b in enumerate(sorted({b for _, b in pairs}))}
@@ -196,20 +240,13 @@ class WordTokenizer:
         i = self.token_ids.get(token)
         if i is None:
             i = self.token_ids[token] = len(self.token_ids)
-            hashes = []
-            for p, b in zip(MODULI, BASES):
-                v = 0
-                for c in token:
-                    v = (v * b + ord(c) + 1) % p
-                hashes.append(v)
-            self._pending.append((len(token), any(c not in PUNCTUATION_SET for c in token),
-                                  any(c.isalpha() for c in token), *hashes))
+            self._pending.append(token)
         return i
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """TABLE_COLUMNS of the tokens `ids`."""
         if self._pending:
-            n, new = len(self.token_ids) - len(self._pending), np.array(self._pending, dtype=np.int64)
+            n, new = len(self.token_ids) - len(self._pending), _token_rows(self._pending)
             if len(self.token_ids) > len(self._table):
                 grown = np.zeros((2 * len(self.token_ids), 5), dtype=np.int64)
                 grown[:n] = self._table[:n]
@@ -234,11 +271,20 @@ class WordTokenizer:
 
     def _fill(self, runs: list[str]) -> None:
         """Tokenize the runs the memo lacks (a whitespace run keyed `' '+rest` stands for `rest`)."""
-        todo = [r for r in dict.fromkeys(runs) if r not in self.memo]
+        todo = sorted(set(runs).difference(self.memo))
         if len(self.memo) + len(todo) > self.memo_size or len(self.token_ids) > 4 * self.memo_size:
             self.clear()
-            todo = list(dict.fromkeys(runs))
-        words = [r for r in todo if not r[0].isspace()]
+            todo = sorted(set(runs))
+        words = []
+        for r in todo:
+            if r[0].isspace():
+                continue
+            tokens = self._affixed(r)
+            if tokens is None:
+                words.append(r)
+            else:
+                self._add(r, (tuple(map(self._intern, tokens)), "".join(map(self._class, tokens))),
+                          (self._lefts.get(tokens[-1], -1), self._rights.get(tokens[0], -1)))
         if words:  # one spaCy call per pass: the newline between two runs is one token of its own
             full = self._orths(self.tokenizer("\n".join(words)))
             # the last pass changed a run's first (last) token only if that token now ends (starts)
@@ -248,10 +294,29 @@ class WordTokenizer:
             for k, toks in zip(redo, self._orths(self.affixes("\n".join(words[k] for k in redo))) if redo else ()):
                 first[k] = toks
             for run, tokens, first_pass in zip(words, full, first):
-                self._add(run, self._orth_entry(tokens), first_pass)
+                self._add(run, self._orth_entry(tokens),
+                          (self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]]))
         for run in todo:
             if run[0].isspace():
                 self._add(run, self._entry([t.text for t in self.tokenizer(run[1:] if run[0] == " " else run)]))
+
+    def _affixed(self, run: str) -> list[str] | None:
+        """spaCy's tokens of `run` if it is AFFIXED, without asking spaCy; else None."""
+        m = AFFIXED.fullmatch(run)
+        if m is None:
+            return None
+        pre, stem, post = m.groups("")
+        tokens = HYPHEN.split(stem) if "-" in stem else [stem]
+        if pre:
+            tokens.insert(0, pre)
+        tokens += post
+        for i in range(len(tokens)):  # a special case would be matched on any of these
+            piece = ""
+            for t in tokens[i:]:
+                piece += t
+                if piece in self._rule_keys:
+                    return None
+        return tokens
 
     def _orths(self, doc) -> list[list[int]]:
         """The token orths of newline-joined runs, run by run; every new orth interned."""
@@ -270,11 +335,11 @@ class WordTokenizer:
             return POISONED
         return tuple(map(self._orth_ids.__getitem__, orths)), "".join(map(self._orth_classes.__getitem__, orths))
 
-    def _add(self, run: str, entry: tuple[tuple[int, ...], str], first_pass: list[int] = ()) -> None:
+    def _add(self, run: str, entry: tuple[tuple[int, ...], str], codes: tuple[int, int] = (-1, -1)) -> None:
+        """Remember `run`; `codes`: the first pass's (last token in _lefts, first token in _rights)."""
         self.memo[run] = len(self.entries)
         self.entries.append(entry)
-        self._codes.append((self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]])
-                           if first_pass else (-1, -1))
+        self._codes.append(codes)
 
     def _flush(self) -> None:
         """Put the new entries' token ids and pair codes into the columns numpy gathers from."""
@@ -308,7 +373,11 @@ class WordTokenizer:
         `_cross_run_pairs`); only there can the matcher join runs."""
         a, b = self._lefts_of.data[left], self._rights_of.data[right]
         both = np.flatnonzero((a >= 0) & (b >= 0))
-        return both[np.isin(self._code(a[both], b[both]), self._pair_codes)]
+        if not len(both):
+            return both
+        codes = self._code(a[both], b[both])
+        at = np.minimum(np.searchsorted(self._pair_codes, codes), len(self._pair_codes) - 1)
+        return both[self._pair_codes[at] == codes]
 
     def _may_cross(self, r: np.ndarray, spaced: bool) -> bool:
         """Whether a special case may join two of these runs (`spaced`: whitespace runs included, so
@@ -336,7 +405,8 @@ class WordTokenizer:
     def _windows(self, text: str, r: np.ndarray) -> list[list[int]]:
         """Character spans [lo, hi) that spaCy must tokenize whole: `reach` runs to each side of every
         single space between runs a special case may join (`_may_cross`), within runs joined by
-        single spaces; touching spans merged. `r`: the numbers of the text's non-whitespace runs.
+        single spaces; spans that overlap or have one ' ' between them merged (so a window holds no
+        whitespace but single spaces). `r`: the numbers of the text's non-whitespace runs.
 
         A match that joins runs lies inside one window, and so does every match that overlaps it (all
         that decide which matches spaCy keeps), so a window's tokens are the text's.
@@ -357,7 +427,7 @@ class WordTokenizer:
                     lo -= 1
                 if hi + 1 < len(starts) and spaced(hi):
                     hi += 1
-            if spans and starts[lo] <= spans[-1][1] + 1:
+            if spans and (starts[lo] <= spans[-1][1] or starts[lo] == spans[-1][1] + 1 and text[spans[-1][1]] == " "):
                 spans[-1][1] = max(spans[-1][1], ends[hi])
             else:
                 spans.append([starts[lo], ends[hi]])
@@ -435,6 +505,13 @@ class WordTokenizer:
         self._last[text] = words
         return words
 
+    def count_words(self, text: str) -> int:
+        """`len(analyze(text))`, without tokenizing again the text `count_sentences_in` just joined
+        (C4's kept lines, which FineWeb then reads)."""
+        if text and text == self._counted[0]:
+            return self._counted[1]
+        return len(self.analyze(text))
+
     def count_sentences(self, text: str) -> int:
         """Sentences spaCy's sentencizer finds (1 for a text without tokens, as Datatrove counts).
 
@@ -452,17 +529,35 @@ class WordTokenizer:
         if not joined:
             return n
         text = "\n".join(joined)
-        r = self._numbers(RUNS.findall(text))
-        if POISON in text or self._may_cross(r, spaced=True):
+        if POISON in text:
             return n + sum(map(self.count_sentences, joined))
-        # the "PN"s of the lines' classes joined, a line break between lines: those inside each
-        # run, plus a P-ending run followed by an N-starting one (runs without classes skipped)
+        if not OTHER_SPACE.search(text):  # words one ' ' apart: each line's first run starts a line
+            r = self._numbers(text.split())
+            if not self._may_cross(r, spaced=False):
+                firsts = np.cumsum([x.count(" ") + 1 for x in joined[:-1]], dtype=np.int64)
+                head, tail = np.insert(self._head.data[r], firsts, 3), np.insert(self._tail.data[r], firsts, 3)
+                self._counted = (text, int(self._counts.data[r].sum()))
+                return n + len(joined) + self._sentence_starts(r, head, tail)
+        r = self._numbers(RUNS.findall(text))
+        if self._may_cross(r, spaced=True):  # the classes of the text's tokens, "|" for a line break
+            clears = self._clears
+            entries = self._tokens(text)
+            if clears != self._clears:  # the memo was emptied meanwhile: no entry to tell breaks by
+                return n + sum(map(self.count_sentences, joined))
+            newline = self.entries[self.memo["\n"]] if "\n" in self.memo else None
+            return n + len(joined) + "".join("|" if e is newline else e[1] for e in entries).count("PN")
         breaks = r == self.memo.get("\n", -1)
         head, tail = self._head.data[r], self._tail.data[r]
         head[breaks], tail[breaks] = 3, 3
+        return n + len(joined) + self._sentence_starts(r, head, tail)
+
+    def _sentence_starts(self, r: np.ndarray, head: np.ndarray, tail: np.ndarray) -> int:
+        """The "PN"s of the classes of runs `r` joined, line breaks (3 in `head`, `tail`) between
+        lines: those inside each run, plus a P-ending run followed by an N-starting one (runs without
+        classes skipped)."""
         kept = head != 0
         head, tail = head[kept], tail[kept]
-        return n + len(joined) + int(self._pn.data[r].sum()) + int(((tail[:-1] == 1) & (head[1:] == 2)).sum())
+        return int(self._pn.data[r].sum()) + int(((tail[:-1] == 1) & (head[1:] == 2)).sum())
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""

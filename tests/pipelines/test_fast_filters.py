@@ -254,3 +254,17 @@ def test_build_filters_picks_implementation(tmp_path):
         JobConfig(output=str(tmp_path), filter_impl="numba")
     with pytest.raises(ValueError, match="language"):
         FastGopherQuality(language="fra")
+
+
+def test_c4_line_stats_equal():
+    """C4's per-line stats (added up per document in ours) are Datatrove's: totals, counts, means."""
+    rng = random.Random(2)
+    texts = sample_texts() + [adversarial(rng) for _ in range(2000)]
+    ref, ours = C4QualityFilter(filter_no_terminal_punct=False), FastC4Quality(filter_no_terminal_punct=False)
+    for f in (ref, ours):
+        for text in texts:
+            run(f, text)
+    expect = {label: vars(stat) for label, stat in ref.stats.stats.items()}
+    assert {label: vars(stat) for label, stat in ours.stats.stats.items()} == expect
+    assert ours.stats.to_dict()["stats"] == ref.stats.to_dict()["stats"]
+    assert expect["line-total"]["n"] > 10_000 and {"line-kept", "line-filter-too_few_words"} <= set(expect)

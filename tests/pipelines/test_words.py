@@ -1,0 +1,54 @@
+"""The shared word tokenizer's shortcuts against spaCy itself (the filters' equality tests cover the rest)."""
+
+from __future__ import annotations
+
+import random
+import string
+
+from datatrove.utils.text import PUNCTUATION_SET
+
+from pipelines.words import AFFIXED, POWERS, WordTokenizer, _token_rows
+
+
+def test_affixed_runs_are_spacy_tokens():
+    """Runs the tokenizer cuts without spaCy (AFFIXED, no special case inside) are cut as spaCy cuts
+    them: words, digits, hyphenated words, brackets, quotes, punctuation, and the special cases'
+    own words (which must fall back to spaCy)."""
+    tok = WordTokenizer()
+    spacy_tokenizer, rules = tok.nlp.tokenizer, tok.nlp.tokenizer.rules
+    rng = random.Random(0)
+    stems = set(string.ascii_letters) | set(string.digits)
+    stems |= {w for k in rules for w in k.replace("-", " ").replace(".", " ").replace("'", " ").split() if w.isalnum()}
+    for _ in range(3000):
+        alphabet = rng.choice([string.ascii_letters, string.ascii_lowercase, string.ascii_uppercase, string.digits])
+        stems.add("".join(rng.choices(alphabet, k=rng.randint(1, 9))))
+    letters = sorted(s for s in stems if s.isalpha())
+    stems |= {"-".join(rng.choices(letters, k=rng.randint(2, 4))) for _ in range(2000)}
+    fast = cut = 0
+    for stem in sorted(stems):
+        for pre in ("", "(", '"', "'", "["):
+            for post in ("", ",", ";", ":", "!", "?", ")", ").", "),", ".", '"', "'s", "...", "-"):
+                run = pre + stem + post
+                got = tok._affixed(run)
+                cut += AFFIXED.fullmatch(run) is not None
+                if got is not None:
+                    fast += 1
+                    assert got == [t.text for t in spacy_tokenizer(run)], run
+    assert fast > 50_000 and cut > fast  # most runs take the shortcut; special cases do not
+    assert tok._affixed("dont") is None and tok._affixed("Mr.") is None and tok._affixed("(don't") is None
+
+
+def test_token_rows_hash_each_character():
+    rng = random.Random(1)
+    tokens = ["".join(chr(rng.choice([rng.randint(33, 126), rng.randint(0x80, 0x3000), rng.randint(0x10000, 0x10FFFF)]))
+                      for _ in range(rng.randint(1, 30))) for _ in range(2000)] + ["a" * 3000, "...", "é", "IS_ALPHA"]
+    rows = _token_rows(tokens)
+    for token, row in zip(tokens, rows.tolist()):
+        hashes = []
+        for powers in POWERS:
+            v = 0
+            for c in token:
+                v = (v * powers.base + ord(c) + 1) % powers.p
+            hashes.append(v)
+        assert row == [len(token), any(c not in PUNCTUATION_SET for c in token), any(c.isalpha() for c in token),
+                       *hashes], token
