@@ -55,12 +55,18 @@ def _prefixes(w: Words) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return w.cache["prefixes"]
 
 
-def _concat_hashes(w: Words, n: int) -> np.ndarray:
-    """One int64 per n-gram position: the hash of its words concatenated."""
-    key = np.zeros(len(w) - n + 1, dtype=np.int64)
+def _substring_keys(w: Words, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """One key (< 2**61) per pair: the hash of words starts[k]..stops[k]-1 concatenated."""
+    key = np.zeros(len(starts), dtype=np.int64)
     for p, prefix, up in _prefixes(w):
-        key = key * p + (prefix[n:] - prefix[:-n]) % p * up[n:] % p
+        key = key * p + (prefix[stops] - prefix[starts]) % p * up[stops] % p
     return key
+
+
+def _concat_hashes(w: Words, n: int) -> np.ndarray:
+    """One key per n-gram position: the hash of its words concatenated."""
+    starts = np.arange(len(w) - n + 1)
+    return _substring_keys(w, starts, starts + n)
 
 
 def repeating_sizes(w: Words, sizes: list[int]) -> set[int]:
@@ -69,12 +75,10 @@ def repeating_sizes(w: Words, sizes: list[int]) -> set[int]:
     sizes = [n for n in sizes if len(w) >= n]
     if not sizes:
         return set()
-    starts = np.concatenate([np.arange(len(w) - n + 1) for n in sizes])
-    stops = starts + np.repeat(sizes, [len(w) - n + 1 for n in sizes])
-    key = np.zeros(len(starts), dtype=np.uint64)
-    for p, prefix, up in _prefixes(w):
-        key = key * np.uint64(p) + ((prefix[stops] - prefix[starts]) % p * up[stops] % p).astype(np.uint64)
-    key = np.sort(key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), [len(w) - n + 1 for n in sizes]))
+    positions = [len(w) - n + 1 for n in sizes]
+    starts = np.concatenate([np.arange(m) for m in positions])
+    key = _substring_keys(w, starts, starts + np.repeat(sizes, positions)).astype(np.uint64)
+    key = np.sort(key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), positions))
     return {sizes[i] for i in np.unique(key[1:][key[1:] == key[:-1]] & np.uint64(7)).tolist()}
 
 

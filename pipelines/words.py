@@ -148,12 +148,13 @@ class WordTokenizer:
         self.is_punct = self.nlp.vocab.lex_attr_getters[IS_PUNCT]
         self.punct_chars = set(Sentencizer.default_punct_chars)
         self.reach = self._cross_run_pairs()
+        self._clears = 0
         self.clear()
 
     def clear(self) -> None:
         """Forget every run and token (the memo's cap was reached, or a test wants it cold); the spaCy
         vocabulary behind them too once it outgrows the cap (making the tokenizers takes ~0.1 s)."""
-        self._clears = getattr(self, "_clears", -1) + 1
+        self._clears += 1  # count_sentences_in tells by it that entries were replaced
         if getattr(self, "tokenizer", None) is None or len(self.tokenizer.vocab) > self._fresh + 4 * self.memo_size:
             self.tokenizer, self.affixes = self._tokenizers()
             self._fresh = len(self.tokenizer.vocab)  # lexemes of the special cases alone
