@@ -17,12 +17,11 @@ from datatrove.data import Document
 from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, URLFilter
 from datatrove.pipeline.filters import GopherRepetitionFilter
 from datatrove.pipeline.filters.c4_filters import CITATION_REGEX, ELLIPSIS, END_PUNCTUATION, POLICY_SUBSTRINGS
-from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
 from datatrove.pipeline.filters.url_filter import get_list, normalize, normalizer
 from datatrove.utils.typeshelper import Languages
 
 from pipelines import words
-from pipelines.ngrams import duplicated_chars, repeating_sizes, top_ngram_chars
+from pipelines.ngrams import duplicated_chars, repeated_ngrams, top_ngram_chars
 
 
 class OfflineURLFilter(URLFilter):
@@ -39,6 +38,13 @@ def _english_only(language: str) -> None:
     if language != Languages.english:
         raise ValueError(f"the fast filters tokenize English only, got language={language!r}; "
                          f"use --filters datatrove for other languages")
+
+
+def find_duplicates(x: list[str]) -> tuple[int, int]:
+    """Datatrove's `find_duplicates` (elements, and their characters, equal to an earlier one) by
+    sets: every element past the first of its value is a duplicate."""
+    unique = set(x)
+    return len(x) - len(unique), sum(map(len, x)) - sum(map(len, unique))
 
 
 def _domain_hash(domain: str) -> int:
@@ -136,9 +142,9 @@ class FastGopherRepetition(GopherRepetitionFilter):
         for n, n_frac in self.top_n_grams:
             if len(w) >= n and top_ngram_chars(w, n) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
-        repeating = repeating_sizes(w, [n for n, _ in self.dup_n_grams])
+        repeated = repeated_ngrams(w, [n for n, _ in self.dup_n_grams])
         for n, n_frac in self.dup_n_grams:
-            if (duplicated_chars(w, n) if n in repeating else 0) / len(text) > n_frac:
+            if (duplicated_chars(w, n, *repeated[n]) if n in repeated else 0) / len(text) > n_frac:
                 return False, f"duplicated_{n}_n_grams"
         return True
 

@@ -63,43 +63,37 @@ def _substring_keys(w: Words, starts: np.ndarray, stops: np.ndarray) -> np.ndarr
     return key
 
 
-def _concat_hashes(w: Words, n: int) -> np.ndarray:
-    """One key per n-gram position: the hash of its words concatenated."""
-    starts = np.arange(len(w) - n + 1)
-    return _substring_keys(w, starts, starts + n)
-
-
-def repeating_sizes(w: Words, sizes: list[int]) -> set[int]:
-    """The n in `sizes` (at most 8 of them) for which some n-gram (words concatenated) occurs twice:
-    the keys of every size in one sort, each key (< 2**61) times 8 plus the size's index."""
+def repeated_ngrams(w: Words, sizes: list[int]) -> dict[int, tuple[list[int], list[int]]]:
+    """Per n in `sizes` (at most 8) whose n-grams (words concatenated) repeat: (positions, keys) of
+    the n-grams that occur more than once, in order. The keys of every size go through one sort,
+    each key (< 2**61) times 8 plus the size's index, so equal keys are equal n-grams of one size."""
     sizes = [n for n in sizes if len(w) >= n]
     if not sizes:
-        return set()
+        return {}
     positions = [len(w) - n + 1 for n in sizes]
-    starts = np.concatenate([np.arange(m) for m in positions])
+    offsets = np.cumsum([0, *positions])
+    starts = np.arange(offsets[-1]) - np.repeat(offsets[:-1], positions)
     key = _substring_keys(w, starts, starts + np.repeat(sizes, positions)).astype(np.uint64)
-    key = np.sort(key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), positions))
-    return {sizes[i] for i in np.unique(key[1:][key[1:] == key[:-1]] & np.uint64(7)).tolist()}
-
-
-def duplicated_chars(w: Words, n: int) -> int:
-    """Characters in repeated n-grams, scanning greedily and jumping n words past each repeat."""
-    if len(w) < n:
-        return 0
-    keys = _concat_hashes(w, n)
-    order = np.argsort(keys)
-    ordered = keys[order]
+    key = key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), positions)
+    order = np.argsort(key)
+    ordered = key[order]
     same = ordered[1:] == ordered[:-1]
-    if not same.any():  # most texts, at most n: nothing repeats
-        return 0
-    twice = np.zeros(len(keys), dtype=bool)  # by sorted position: its key occurs more than once
+    twice = np.zeros(len(key), dtype=bool)  # by sorted position: its key occurs more than once
     twice[1:] |= same
     twice[:-1] |= same
-    repeated = np.sort(order[twice])
+    hits = np.sort(order[twice])  # by size, then position
+    bounds = np.searchsorted(hits, offsets)
+    return {n: ((hits[lo:hi] - off).tolist(), key[hits[lo:hi]].tolist())
+            for n, off, lo, hi in zip(sizes, offsets.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()) if hi > lo}
+
+
+def duplicated_chars(w: Words, n: int, positions: list[int], keys: list[int]) -> int:
+    """Characters in repeated n-grams, scanning greedily and jumping n words past each repeat; only
+    the n-grams that occur more than once (`repeated_ngrams`) need scanning."""
     ends = _ends(w)
+    lengths = (ends[np.add(positions, n)] - ends[positions]).tolist()
     chars, idx, seen = 0, 0, set()
-    lengths = (ends[repeated + n] - ends[repeated]).tolist()
-    for pos, key, length in zip(repeated.tolist(), keys[repeated].tolist(), lengths):
+    for pos, key, length in zip(positions, keys, lengths):
         if pos < idx:
             continue
         if key in seen:

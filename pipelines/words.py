@@ -396,30 +396,23 @@ class WordTokenizer:
         first = self._starts.data[r] - (np.cumsum(counts) - counts)  # where each run's ids start, less its offset
         return self._flat.data[np.repeat(first, counts) + np.arange(int(counts.sum()))]
 
-    def _run_entries(self, piece: str, leading: bool) -> list[tuple[tuple[int, ...], str]]:
-        """Memo entries of the runs of `piece`, a stretch of text no special case spans."""
-        runs = RUNS.findall(piece)
-        if leading and runs and runs[0][0].isspace():  # a leading whitespace run is tokenized whole
-            runs[0] = " " + runs[0]
-        return list(map(self.entries.__getitem__, self._numbers(runs).tolist()))
-
-    def _windows(self, text: str, r: np.ndarray) -> list[list[int]]:
-        """Character spans [lo, hi) that spaCy must tokenize whole: `reach` runs to each side of every
-        single space between runs a special case may join (`_may_cross`), within runs joined by
-        single spaces; spans that overlap or have one ' ' between them merged (so a window holds no
-        whitespace but single spaces). `r`: the numbers of the text's non-whitespace runs.
+    def _windows(self, text: str, r: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Stretches of runs that spaCy must tokenize whole, as (first run, last run + 1, first
+        character, last character + 1): `reach` runs to each side of every single space between runs
+        a special case may join (`_may_cross`), within runs joined by single spaces; stretches that
+        overlap or have one ' ' between them merged (so a window holds no whitespace but single
+        spaces). `r`: the numbers of the text's non-whitespace runs.
 
         A match that joins runs lies inside one window, and so does every match that overlaps it (all
         that decide which matches spaCy keeps), so a window's tokens are the text's.
         """
         starts, ends = _run_spans(text)
-        pairs = self._pairs(r[:-1], r[1:])
 
         def spaced(j: int) -> bool:  # runs j and j+1 have one ' ' between them
             return ends[j] + 1 == starts[j + 1] and text[ends[j]] == " "
 
-        spans: list[list[int]] = []
-        for j in pairs.tolist():
+        spans: list[list[int]] = []  # [first run, last run]
+        for j in self._pairs(r[:-1], r[1:]).tolist():
             if not spaced(j):
                 continue
             lo, hi = j, j + 1
@@ -428,11 +421,11 @@ class WordTokenizer:
                     lo -= 1
                 if hi + 1 < len(starts) and spaced(hi):
                     hi += 1
-            if spans and (starts[lo] <= spans[-1][1] or starts[lo] == spans[-1][1] + 1 and text[spans[-1][1]] == " "):
-                spans[-1][1] = max(spans[-1][1], ends[hi])
+            if spans and (lo <= spans[-1][1] or lo == spans[-1][1] + 1 and spaced(spans[-1][1])):
+                spans[-1][1] = max(spans[-1][1], hi)
             else:
-                spans.append([starts[lo], ends[hi]])
-        return spans
+                spans.append([lo, hi])
+        return [(lo, hi + 1, starts[lo], ends[hi]) for lo, hi in spans]
 
     def _window(self, text: str) -> tuple[tuple[int, ...], str]:
         entry = self._window_memo.get(text)
@@ -441,15 +434,6 @@ class WordTokenizer:
                 self._window_memo.clear()
             entry = self._window_memo[text] = self._entry([t.text for t in self.tokenizer(text)])
         return entry
-
-    def _pieces(self, text: str, r: np.ndarray):
-        """(piece, is a window) covering `text` in order: windows go to spaCy whole, the rest run by run."""
-        k = 0
-        for lo, hi in self._windows(text, r):
-            yield text[k:lo], False
-            yield text[lo:hi], True
-            k = hi
-        yield text[k:], False
 
     def _tokens(self, text: str) -> list[tuple[tuple[int, ...], str]]:
         """Entries whose word token ids and sentence classes, in order, are `text`'s (without
@@ -462,12 +446,12 @@ class WordTokenizer:
         r = self._numbers(runs)
         out = list(map(self.entries.__getitem__, r.tolist()))
         if POISONED not in out and self._may_cross(r, spaced=True):
-            out = []
-            for k, (piece, whole) in enumerate(self._pieces(text, r[runs[0][0].isspace()::2])):
-                if whole:
-                    out.append(self._window(piece))
-                elif piece:
-                    out += self._run_entries(piece, leading=k == 0)
+            off, runs_out, k = int(runs[0][0].isspace()), [], 0  # non-whitespace run j is r[off + 2j]
+            for lo, hi, a, b in self._windows(text, r[off::2]):
+                runs_out += out[k:off + 2 * lo]
+                runs_out.append(self._window(text[a:b]))
+                k = off + 2 * hi - 1
+            out = runs_out + out[k:]
         if POISONED in out:
             raise _Poisoned
         return out
@@ -494,9 +478,11 @@ class WordTokenizer:
         else:  # whitespace runs hold no word token
             r = self._numbers(text.split())
             if self._may_cross(r, spaced=False):
-                ids = np.concatenate([np.array(self._window(piece)[0], dtype=np.int64) if whole
-                                      else self._gather(self._numbers(piece.split()))
-                                      for piece, whole in self._pieces(text, r)])
+                parts, k = [], 0
+                for lo, hi, a, b in self._windows(text, r):
+                    parts += [self._gather(r[k:lo]), np.array(self._window(text[a:b])[0], dtype=np.int64)]
+                    k = hi
+                ids = np.concatenate([*parts, self._gather(r[k:])])
             else:
                 ids = self._gather(r)
         rows = self._rows(ids)

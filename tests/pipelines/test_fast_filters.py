@@ -14,16 +14,19 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from datatrove.data import Document
 from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter
 from datatrove.pipeline.filters import GopherRepetitionFilter
+from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates as reference_find_duplicates
 from datatrove.utils.typeshelper import Languages
 from datatrove.utils.word_tokenizers import load_word_tokenizer
 
 from pipelines import words
 from pipelines.config import JobConfig
 from pipelines.fast_filters import FastC4Quality, FastFineWebQuality, FastGopherQuality, FastGopherRepetition
-from pipelines.fast_filters import FastURLFilter, OfflineURLFilter
+from pipelines.fast_filters import FastURLFilter, OfflineURLFilter, find_duplicates
 from pipelines.filters import build_filters
 from shards.layout import SAMPLE_DIR
 
@@ -230,6 +233,11 @@ def test_other_pages_equal(kind):
     ref = compare(texts)
     seen = reasons(ref)
     assert seen and any(k is True for (k, _), _t in ref[1]), seen  # some pages kept, some dropped
+
+
+@given(st.lists(st.text(alphabet="ab \n", max_size=4), max_size=30))
+def test_find_duplicates_equal(elements):
+    assert find_duplicates(elements) == reference_find_duplicates(elements)
 
 
 def test_url_filter_equal():
