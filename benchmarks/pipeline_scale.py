@@ -7,7 +7,10 @@ exact and near duplicates), then each step of `refinedweb all` runs as its own c
 its peak RSS is its own (`RUSAGE_CHILDREN` of that command: the largest process of the step,
 driver or task). Per step it prints documents/s and tokens/s per core (Datatrove step time summed
 over tasks), peak RSS, bytes written under OUT. The RSS column must stay flat from 1x to 16x
-(within ~15 %): that is the bounded-memory claim of every stage.
+(within ~15 %): that is the bounded-memory claim of every stage. `tokenize` is bounded by a formula
+instead: each of a task's MDS writers (one per bucket and validation) holds its open shard in memory,
+so its RSS grows until those shards fill, to at most its 1x RSS + (targets + 1) × --shard-size; the
+benchmark prints that bound next to the measurement.
 
 Then the cost model for RefinedWeb (600B tokens, ~968M documents, ~5,500 files), from the largest
 scale's per-core rates: core-hours per step, wall-clock on K nodes of C cores, object-store
@@ -98,6 +101,18 @@ def warm_url_lists() -> None:
     chain("fast")
 
 
+def shard_buffers_gb() -> float:
+    """What a tokenize task's MDS writers hold at most at the default settings: one open shard (uncompressed,
+    --shard-size) per target (buckets + validation), plus the one being joined and compressed at a flush."""
+    from streaming.base.util import bytes_to_int
+
+    from pipelines.config import FIELDS
+    from pipelines.tokenize_mds import targets
+
+    n = len(targets("out", FIELDS["bucket_edges"].default))
+    return (n + 1) * bytes_to_int(FIELDS["shard_size"].default) / 1e9
+
+
 def measure(scale: int, base: int, tmp: Path, tasks: int, extra: list[str]) -> dict:
     src, out = tmp / f"src{scale}", tmp / f"out{scale}"
     run("-m", "benchmarks.scale_corpus", str(base * scale), str(src), "--file-mb", "100")
@@ -154,6 +169,9 @@ def main() -> None:
         first, last = runs[0], runs[-1]
         print("\npeak RSS, largest / smallest scale (goal <= 1.15):  " + ", ".join(
             f"{step} {last['steps'][step]['rss'] / first['steps'][step]['rss']:.2f}" for step in STEPS))
+        bound = first["steps"]["tokenize"]["rss"] + shard_buffers_gb()
+        print(f"tokenize peak RSS bound (1x RSS + (targets + 1) x shard size): {bound:.2f} GB, largest scale "
+              f"{last['steps']['tokenize']['rss']:.2f} GB: {'within' if last['steps']['tokenize']['rss'] <= bound else 'OVER'}")
 
         rates = {step: last["tokens"] / s["busy"] for step, s in last["steps"].items()}
         cluster = a.nodes * a.node_cores

@@ -6,6 +6,10 @@ Invariants: every document lands in exactly one place — `OUT/mds/val/` if
 them from scratch; a task calls `MDSWriter.finish()` (which writes its `index.json`) only when all
 its documents are written, and `MergeIndexes` lists only tasks with a Datatrove completion marker,
 each only when its indexes hold the documents its stats counted (else it names the marker to delete).
+
+Memory: `MDSWriter` keeps its open shard in memory until it reaches `shard_size` (uncompressed), so a
+task's peak RSS is bounded by its start-up RSS + (targets + 1) × shard_size (one open shard per bucket
+and validation, and the one being compressed at a flush), whatever the task's input size.
 """
 
 from __future__ import annotations
