@@ -33,7 +33,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from pipelines.config import FIELDS
 from pipelines.stats import stage_stats
+from pipelines.tokenize_mds import writer_memory_bound
 
 REFINEDWEB_TOKENS, REFINEDWEB_DOCS, REFINEDWEB_FILES = 600e9, 968e6, 5_500
 STEPS = ("download", "filter", "tokenize", "mix")
@@ -101,18 +103,6 @@ def warm_url_lists() -> None:
     chain("fast")
 
 
-def shard_buffers_gb() -> float:
-    """What a tokenize task's MDS writers hold at most at the default settings: one open shard (uncompressed,
-    --shard-size) per target (buckets + validation), plus the one being joined and compressed at a flush."""
-    from streaming.base.util import bytes_to_int
-
-    from pipelines.config import FIELDS
-    from pipelines.tokenize_mds import targets
-
-    n = len(targets("out", FIELDS["bucket_edges"].default))
-    return (n + 1) * bytes_to_int(FIELDS["shard_size"].default) / 1e9
-
-
 def measure(scale: int, base: int, tmp: Path, tasks: int, extra: list[str]) -> dict:
     src, out = tmp / f"src{scale}", tmp / f"out{scale}"
     run("-m", "benchmarks.scale_corpus", str(base * scale), str(src), "--file-mb", "100")
@@ -169,7 +159,8 @@ def main() -> None:
         first, last = runs[0], runs[-1]
         print("\npeak RSS, largest / smallest scale (goal <= 1.15):  " + ", ".join(
             f"{step} {last['steps'][step]['rss'] / first['steps'][step]['rss']:.2f}" for step in STEPS))
-        bound = first["steps"]["tokenize"]["rss"] + shard_buffers_gb()
+        bound = first["steps"]["tokenize"]["rss"] + writer_memory_bound(FIELDS["bucket_edges"].default,
+                                                                        FIELDS["shard_size"].default) / 1e9
         print(f"tokenize peak RSS bound (1x RSS + (targets + 1) x shard size): {bound:.2f} GB, largest scale "
               f"{last['steps']['tokenize']['rss']:.2f} GB: {'within' if last['steps']['tokenize']['rss'] <= bound else 'OVER'}")
 

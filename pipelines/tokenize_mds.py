@@ -8,8 +8,8 @@ its documents are written, and `MergeIndexes` lists only tasks with a Datatrove 
 each only when its indexes hold the documents its stats counted (else it names the marker to delete).
 
 Memory: `MDSWriter` keeps its open shard in memory until it reaches `shard_size` (uncompressed), so a
-task's peak RSS is bounded by its start-up RSS + (targets + 1) × shard_size (one open shard per bucket
-and validation, and the one being compressed at a flush), whatever the task's input size.
+task's peak RSS is bounded by its start-up RSS + `writer_memory_bound(edges, shard_size)`, whatever the
+task's input size.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def histogram_bin(num_tokens: int) -> int:
 def targets(out: str, edges: tuple[int, ...]) -> dict[str, str]:
     """Name → folder of every place a document can go (the buckets, then validation)."""
     return {b.name: join(out, b.path) for b in buckets(edges)} | {VALIDATION: join(out, MDS, VALIDATION)}
+
+
+def writer_memory_bound(edges: tuple[int, ...], shard_size: str) -> int:
+    """Bytes a task's MDS writers hold at most: one open shard per target (buckets and validation),
+    plus the one being joined and compressed at a flush."""
+    from streaming.base.util import bytes_to_int
+
+    return (len(buckets(edges)) + 2) * bytes_to_int(shard_size)
 
 
 def completion_marker(logging_dir: str, rank: int) -> str:
