@@ -380,11 +380,9 @@ class WordTokenizer:
         at = np.minimum(np.searchsorted(self._pair_codes, codes), len(self._pair_codes) - 1)
         return both[self._pair_codes[at] == codes]
 
-    def _may_cross(self, r: np.ndarray, spaced: bool) -> bool:
-        """Whether a special case may join two of these runs (`spaced`: whitespace runs included, so
-        only runs with a single space between count; else whitespace runs left out, any between)."""
-        if not spaced:
-            return len(self._pairs(r[:-1], r[1:])) > 0
+    def _may_cross(self, r: np.ndarray) -> bool:
+        """Whether a special case may join two of these runs (whitespace runs included: only runs
+        with a single space between count)."""
         space = self.memo.get(" ")
         if space is None or len(r) < 3:
             return False
@@ -399,20 +397,23 @@ class WordTokenizer:
     def _windows(self, text: str, r: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Stretches of runs that spaCy must tokenize whole, as (first run, last run + 1, first
         character, last character + 1): `reach` runs to each side of every single space between runs
-        a special case may join (`_may_cross`), within runs joined by single spaces; stretches that
+        a special case may join (`_pairs`), within runs joined by single spaces; stretches that
         overlap or have one ' ' between them merged (so a window holds no whitespace but single
         spaces). `r`: the numbers of the text's non-whitespace runs.
 
         A match that joins runs lies inside one window, and so does every match that overlaps it (all
         that decide which matches spaCy keeps), so a window's tokens are the text's.
         """
+        pairs = self._pairs(r[:-1], r[1:])
+        if not len(pairs):
+            return []
         starts, ends = _run_spans(text)
 
         def spaced(j: int) -> bool:  # runs j and j+1 have one ' ' between them
             return ends[j] + 1 == starts[j + 1] and text[ends[j]] == " "
 
         spans: list[list[int]] = []  # [first run, last run]
-        for j in self._pairs(r[:-1], r[1:]).tolist():
+        for j in pairs.tolist():
             if not spaced(j):
                 continue
             lo, hi = j, j + 1
@@ -445,7 +446,7 @@ class WordTokenizer:
             runs[0] = " " + runs[0]
         r = self._numbers(runs)
         out = list(map(self.entries.__getitem__, r.tolist()))
-        if POISONED not in out and self._may_cross(r, spaced=True):
+        if POISONED not in out and self._may_cross(r):
             off, runs_out, k = int(runs[0][0].isspace()), [], 0  # non-whitespace run j is r[off + 2j]
             for lo, hi, a, b in self._windows(text, r[off::2]):
                 runs_out += out[k:off + 2 * lo]
@@ -477,14 +478,11 @@ class WordTokenizer:
             ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
         else:  # whitespace runs hold no word token
             r = self._numbers(text.split())
-            if self._may_cross(r, spaced=False):
-                parts, k = [], 0
-                for lo, hi, a, b in self._windows(text, r):
-                    parts += [self._gather(r[k:lo]), np.array(self._window(text[a:b])[0], dtype=np.int64)]
-                    k = hi
-                ids = np.concatenate([*parts, self._gather(r[k:])])
-            else:
-                ids = self._gather(r)
+            parts, k = [], 0
+            for lo, hi, a, b in self._windows(text, r):
+                parts += [self._gather(r[k:lo]), np.array(self._window(text[a:b])[0], dtype=np.int64)]
+                k = hi
+            ids = np.concatenate([*parts, self._gather(r[k:])]) if parts else self._gather(r)
         rows = self._rows(ids)
         words = Words(ids, rows[:, 0], rows[:, 1].astype(bool), rows[:, 2].astype(bool), (rows[:, 3], rows[:, 4]))
         if len(self._last) >= 4:
@@ -520,13 +518,18 @@ class WordTokenizer:
             return n + sum(map(self.count_sentences, joined))
         if not OTHER_SPACE.search(text):  # words one ' ' apart: each line's first run starts a line
             r = self._numbers(text.split())
-            if not self._may_cross(r, spaced=False):
-                firsts = np.cumsum([x.count(" ") + 1 for x in joined[:-1]], dtype=np.int64)
-                head, tail = np.insert(self._head.data[r], firsts, 3), np.insert(self._tail.data[r], firsts, 3)
-                self._counted = (text, int(self._counts.data[r].sum()))
-                return n + len(joined) + self._sentence_starts(r, head, tail)
+            pn, head, tail = self._pn.data[r], self._head.data[r], self._tail.data[r]
+            n_words = int(self._counts.data[r].sum())
+            for lo, hi, a, b in self._windows(text, r):  # inside a line: the window stands for runs lo..hi-1
+                ids, classes = self._window(text[a:b])
+                n_words += len(ids) - int(self._counts.data[r[lo:hi]].sum())
+                pn[lo], head[lo], tail[lo] = classes.count("PN"), EDGE_CLASS[classes[:1]], EDGE_CLASS[classes[-1:]]
+                pn[lo + 1:hi], head[lo + 1:hi], tail[lo + 1:hi] = 0, 0, 0  # no classes: skipped
+            firsts = np.cumsum([x.count(" ") + 1 for x in joined[:-1]], dtype=np.int64)
+            self._counted = (text, n_words)
+            return n + len(joined) + self._sentence_starts(pn, np.insert(head, firsts, 3), np.insert(tail, firsts, 3))
         r = self._numbers(RUNS.findall(text))
-        if self._may_cross(r, spaced=True):  # the classes of the text's tokens, "|" for a line break
+        if self._may_cross(r):  # the classes of the text's tokens, "|" for a line break
             clears = self._clears
             entries = self._tokens(text)
             if clears != self._clears:  # the memo was emptied meanwhile: no entry to tell breaks by
@@ -536,15 +539,16 @@ class WordTokenizer:
         breaks = r == self.memo.get("\n", -1)
         head, tail = self._head.data[r], self._tail.data[r]
         head[breaks], tail[breaks] = 3, 3
-        return n + len(joined) + self._sentence_starts(r, head, tail)
+        return n + len(joined) + self._sentence_starts(self._pn.data[r], head, tail)
 
-    def _sentence_starts(self, r: np.ndarray, head: np.ndarray, tail: np.ndarray) -> int:
-        """The "PN"s of the classes of runs `r` joined, line breaks (3 in `head`, `tail`) between
-        lines: those inside each run, plus a P-ending run followed by an N-starting one (runs without
+    @staticmethod
+    def _sentence_starts(pn: np.ndarray, head: np.ndarray, tail: np.ndarray) -> int:
+        """The "PN"s of the classes of runs joined, line breaks (3 in `head`, `tail`) between lines:
+        those inside each run (`pn`), plus a P-ending run followed by an N-starting one (runs without
         classes skipped)."""
         kept = head != 0
         head, tail = head[kept], tail[kept]
-        return int(self._pn.data[r].sum()) + int(((tail[:-1] == 1) & (head[1:] == 2)).sum())
+        return int(pn.sum()) + int(((tail[:-1] == 1) & (head[1:] == 2)).sum())
 
     def ids_of(self, tokens) -> np.ndarray:
         """Ids of those `tokens` seen so far (to look words up in `Words.ids`)."""

@@ -194,7 +194,7 @@ def crosses(tok: words.WordTokenizer, text: str) -> bool:
     runs = words.RUNS.findall(text)
     if runs[0][0].isspace():
         runs[0] = " " + runs[0]
-    return tok._may_cross(tok._numbers(runs), spaced=True)
+    return tok._may_cross(tok._numbers(runs))
 
 
 # --- tests --------------------------------------------------------------------------------------------
