@@ -21,7 +21,7 @@ from datatrove.pipeline.filters.url_filter import get_list, normalize, normalize
 from datatrove.utils.typeshelper import Languages
 
 from pipelines import words
-from pipelines.ngrams import duplicated_chars, repeated_ngrams, top_ngram_chars
+from pipelines.ngrams import duplicated_chars, repeated_ngrams, top_ngram_bound, top_ngram_chars
 
 
 class OfflineURLFilter(URLFilter):
@@ -140,7 +140,9 @@ class FastGopherRepetition(GopherRepetitionFilter):
 
         w = words.shared().analyze(text)
         for n, n_frac in self.top_n_grams:
-            if len(w) >= n and top_ngram_chars(w, n) / len(text) > n_frac:
+            if len(w) < n or top_ngram_bound(w, n) / len(text) <= n_frac:  # rules out almost every text
+                continue
+            if top_ngram_chars(w, n) / len(text) > n_frac:
                 return False, f"top_{n}_gram"
         repeated = repeated_ngrams(w, [n for n, _ in self.dup_n_grams])
         for n, n_frac in self.dup_n_grams:

@@ -32,8 +32,20 @@ def _ranks(w: Words, n: int) -> np.ndarray:
     return w.cache["ranks", n]
 
 
+def top_ngram_bound(w: Words, n: int) -> int:
+    """An upper bound of top_ngram_chars(w, n), from word counts alone: an n-gram occurs at most as
+    often as each of its words, so count * (its words' characters + n - 1) <= n * max(count * len) +
+    (n - 1) * max(count). The counts are summed by id buckets, which only raises them (cached on `w`)."""
+    if "bound" not in w.cache:
+        buckets = np.bitwise_and(w.ids, (1 << max(len(w) * 4, 1).bit_length()) - 1)
+        w.cache["bound"] = (int(np.bincount(buckets, weights=w.lengths).max()), int(np.bincount(buckets).max()))
+    chars, count = w.cache["bound"]
+    return n * chars + (n - 1) * count
+
+
 def top_ngram_chars(w: Words, n: int) -> int:
-    """len(" ".join(top n-gram)) * its count; needs len(w) >= n."""
+    """len(" ".join(top n-gram)) * its count; needs len(w) >= n. Filters first compare
+    top_ngram_bound, which is cheap and rules out almost every text."""
     counts = np.bincount(_ranks(w, n))[_ranks(w, n)]
     top = int(counts.max())
     first = int(np.argmax(counts == top))
@@ -55,11 +67,16 @@ def _prefixes(w: Words) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return w.cache["prefixes"]
 
 
-def _substring_keys(w: Words, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """One key (< 2**61) per pair: the hash of words starts[k]..stops[k]-1 concatenated."""
-    key = np.zeros(len(starts), dtype=np.int64)
+def _ngram_keys(w: Words, n: int) -> np.ndarray:
+    """One key (< 2**61) per n-gram: the hash of its words concatenated. Slices of the prefix arrays,
+    not gathers, and a sign fix-up instead of a second modulo: this is repeated_ngrams' main cost."""
+    key = None
     for p, prefix, up in _prefixes(w):
-        key = key * p + (prefix[stops] - prefix[starts]) % p * up[stops] % p
+        h = prefix[n:] - prefix[:-n]
+        h += p & (h >> 63)  # (a - b) mod p, for a, b < p
+        h *= up[n:]
+        h %= p
+        key = h if key is None else key * p + h
     return key
 
 
@@ -70,11 +87,9 @@ def repeated_ngrams(w: Words, sizes: list[int]) -> dict[int, tuple[list[int], li
     sizes = [n for n in sizes if len(w) >= n]
     if not sizes:
         return {}
-    positions = [len(w) - n + 1 for n in sizes]
-    offsets = np.cumsum([0, *positions])
-    starts = np.arange(offsets[-1]) - np.repeat(offsets[:-1], positions)
-    key = _substring_keys(w, starts, starts + np.repeat(sizes, positions)).astype(np.uint64)
-    key = key * np.uint64(8) + np.repeat(np.arange(len(sizes), dtype=np.uint64), positions)
+    offsets = np.cumsum([0, *(len(w) - n + 1 for n in sizes)])
+    key = np.concatenate([_ngram_keys(w, n).view(np.uint64) * np.uint64(8) + np.uint64(i)
+                          for i, n in enumerate(sizes)])
     order = np.argsort(key)
     ordered = key[order]
     same = ordered[1:] == ordered[:-1]

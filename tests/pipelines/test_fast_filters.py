@@ -28,6 +28,7 @@ from pipelines.config import JobConfig
 from pipelines.fast_filters import FastC4Quality, FastFineWebQuality, FastGopherQuality, FastGopherRepetition
 from pipelines.fast_filters import FastURLFilter, OfflineURLFilter, find_duplicates
 from pipelines.filters import build_filters
+from pipelines.ngrams import top_ngram_bound, top_ngram_chars
 from shards.layout import SAMPLE_DIR
 
 CHAIN = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
@@ -233,6 +234,24 @@ def test_other_pages_equal(kind):
     ref = compare(texts)
     seen = reasons(ref)
     assert seen and any(k is True for (k, _), _t in ref[1]), seen  # some pages kept, some dropped
+
+
+def test_top_ngram_bound_holds_and_prunes():
+    """The bound never falls below the exact value (else a filter would keep a text Datatrove drops)
+    and, on real pages, rules out the exact count for nearly all of them."""
+    rng = random.Random(1)
+    tok = words.WordTokenizer()
+    real = sample_texts()
+    checked, pruned = 0, Counter()
+    for i, text in enumerate(real + [adversarial(rng) for _ in range(2000)]):
+        w = tok.analyze(text)
+        for n, frac in GopherRepetitionFilter().top_n_grams:
+            if len(w) >= n:
+                bound, exact = top_ngram_bound(w, n), top_ngram_chars(w, n)
+                assert bound >= exact, (text, n, bound, exact)
+                checked += 1
+                pruned[i < len(real)] += bound / len(text) <= frac
+    assert checked > 3000 and pruned[True] > 0.8 * 3 * len(real) and pruned[False] > 0, (checked, pruned)
 
 
 @given(st.lists(st.text(alphabet="ab \n", max_size=4), max_size=30))
