@@ -12,7 +12,6 @@ checkpoint, the manifest or the run's `metrics.jsonl`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -26,7 +25,7 @@ from neobert.checkpoint import CONFIG_NAME, save_pretrained
 from shards import manifest as manifest_io
 from shards.card import source_dataset, span
 from shards.layout import BERT_TOKENIZER
-from shards.tokenizer import tokenizer_file
+from shards.tokenizer import tokenizer_file, tokenizer_sha256
 from training import checkpoint
 from training.metrics import METRICS
 
@@ -81,17 +80,13 @@ def _manifest(root: str, ckpt: Path) -> dict:
         ) from None
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def find_tokenizer(record: dict, override: str | Path | None = None) -> Path:
     """The local `tokenizer.json` with the manifest's sha256: `override`, else the path the
     manifest records, the bundled BERT one, or the recorded name (a folder or a Hub download)."""
     if override is not None:
         found = tokenizer_file(override)
-        if _sha256(found) != record["sha256"]:
-            raise ValueError(f"--tokenizer {override}: sha256 {_sha256(found)} differs from the manifest's "
+        if tokenizer_sha256(found) != record["sha256"]:
+            raise ValueError(f"--tokenizer {override}: sha256 {tokenizer_sha256(found)} differs from the manifest's "
                              f"{record['sha256']} ({record['name']}); pass the tokenizer the shards were made with")
         return found
     candidates = [record.get("path"), BERT_TOKENIZER, record["name"]]
@@ -102,7 +97,7 @@ def find_tokenizer(record: dict, override: str | Path | None = None) -> Path:
             found = tokenizer_file(spec)
         except (ValueError, OSError):
             continue
-        if _sha256(found) == record["sha256"]:
+        if tokenizer_sha256(found) == record["sha256"]:
             return found
     raise ValueError(f"no tokenizer.json with the manifest's sha256 {record['sha256']} ({record['name']}) found "
                      f"among {[str(c) for c in candidates if c]}; pass it with --tokenizer PATH")
