@@ -9,9 +9,10 @@ bert tokens of the input documents per second of one core:
     FineWeb quality) called directly: Datatrove's, ours with a cold tokenizer memo, ours warm (a
     second pass), and our ratio to Datatrove (goal >= 10x). The URL lists are loaded and each
     chain's word tokenizer is built beforehand (spaCy imported, then `spacy.blank("en")` for
-    Datatrove's, ours with its rule tables; tldextract's suffix list parsed): that start-up, once per process, is printed on its own
-    line, and once more added to our cold time, since a sample-sized run is where it weighs most (a
-    RefinedWeb task reads ~100 MB files, ~25M tokens, per start-up);
+    Datatrove's, ours with its rule tables; tldextract's suffix list parsed): that start-up, once
+    per process, is printed on its own line, and once more added to our cold time, since a
+    sample-sized run is where it weighs most (a RefinedWeb task reads ~100 MB files, ~25M tokens,
+    per start-up);
   * the pipeline's whole `filter` step (`refinedweb filter --tasks 1`: reading, every default
     filter, dedup signatures and writing; Datatrove step time summed) on `--step-copies` copies,
     each task starting cold (goal >= 300k tokens/s per core);

@@ -33,11 +33,12 @@ OTHER_SPACE = re.compile(r"[^\S\n ]|  ")  # whitespace but a line break or a sin
 # a run spaCy cuts into an opening bracket or quote; a stem: ASCII words joined by hyphens, or by
 # underscores and ending in digits, or a word, '.' and a capitalised word (spaCy's infixes cut both
 # the hyphens and that '.'), or lower-case words joined by '.' (one token), or digits joined by '.'
-# or ':'; then simple punctuation or '()'; one
-# token each (a hyphen and an infix '.' too), when no sequence of those tokens is a special case
-# (tests/pipelines/test_words.py compares it with spaCy)
-AFFIXED = re.compile(r"([(\"“]?)([A-Za-z]+(?:-[A-Za-z]+)*|[A-Za-z]+(?:_[A-Za-z]+)*[0-9]*|[a-z]+\.[A-Z][A-Za-z]*"
-                     r"|[a-z]+(?:\.[a-z]+)+|[0-9]+(?:[.:][0-9]+)*)(\(\)|[,;:!?\"”]|\)[.,]?|(?:(?<=[a-z0-9])|(?<=[A-Z]{2}))\.)?")
+# or ':'; then simple punctuation or '()'; one token each (a hyphen and an infix '.' too), when no
+# sequence of those tokens is a special case (tests/pipelines/test_words.py compares it with spaCy)
+AFFIXED = re.compile(r"([(\"“]?)"
+                     r"([A-Za-z]+(?:-[A-Za-z]+)*|[A-Za-z]+(?:_[A-Za-z]+)*[0-9]*|[a-z]+\.[A-Z][A-Za-z]*"
+                     r"|[a-z]+(?:\.[a-z]+)+|[0-9]+(?:[.:][0-9]+)*)"
+                     r"(\(\)|[,;:!?\"”]|\)[.,]?|(?:(?<=[a-z0-9])|(?<=[A-Z]{2}))\.)?")
 INFIX = re.compile(r"(-|(?<=[a-z])\.(?=[A-Z]))")
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
@@ -284,10 +285,6 @@ class WordTokenizer:
         for r in todo:
             if r[0].isspace():
                 continue
-            if r.isascii() and (r.isalpha() or r.isdigit()) and r not in self._rule_keys:
-                # the commonest run, an ASCII word or number: one token, which starts a sentence
-                self._add(r, ((self._intern(r),), "N"), (self._lefts.get(r, -1), self._rights.get(r, -1)))
-                continue
             tokens = self._affixed(r)
             if tokens is None:
                 words.append(r)
@@ -311,6 +308,8 @@ class WordTokenizer:
 
     def _affixed(self, run: str) -> list[str] | None:
         """spaCy's tokens of `run` if it is AFFIXED, without asking spaCy; else None."""
+        if run.isascii() and (run.isalpha() or run.isdigit()):  # the commonest run: no regex needed
+            return None if run in self._rule_keys else [run]
         m = AFFIXED.fullmatch(run)
         if m is None or POISON in run:  # spaCy's own path tells a poisoned run
             return None

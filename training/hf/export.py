@@ -85,8 +85,8 @@ def find_tokenizer(record: dict, override: str | Path | None = None) -> Path:
     manifest records, the bundled BERT one, or the recorded name (a folder or a Hub download)."""
     if override is not None:
         found = tokenizer_file(override)
-        if tokenizer_sha256(found) != record["sha256"]:
-            raise ValueError(f"--tokenizer {override}: sha256 {tokenizer_sha256(found)} differs from the manifest's "
+        if (got := tokenizer_sha256(found)) != record["sha256"]:
+            raise ValueError(f"--tokenizer {override}: sha256 {got} differs from the manifest's "
                              f"{record['sha256']} ({record['name']}); pass the tokenizer the shards were made with")
         return found
     candidates = [record.get("path"), BERT_TOKENIZER, record["name"]]
