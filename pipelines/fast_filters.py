@@ -208,7 +208,8 @@ C4_LINE_STATS = ("line-total", "line-filter-too_long_word", "line-filter-no_term
 
 
 class FastC4Quality(C4QualityFilter):
-    """C4's line rules; counts the sentences of all kept lines in one pass of the shared tokenizer."""
+    """C4's line rules; counts the sentences of all kept lines in one pass of the shared tokenizer, and
+    looks for a phrase in each line only when the whole text holds it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -226,20 +227,38 @@ class FastC4Quality(C4QualityFilter):
                 stat.total += k - 1
                 stat.n += k - 1
 
+    def _phrases(self, text: str) -> tuple[bool, bool, bool, bool]:
+        """Which line checks can ever hold on `text`'s lines: "lorem ipsum",
+        "javascript", "{", a policy phrase. Each line is part of one line of the text (the phrases
+        hold no line break) once its citations are removed, which can join a phrase, so the phrases
+        are looked for in the whole text with its citations removed; lower() maps character by
+        character but for sigma's final form, which no phrase holds."""
+        lowered = (CITATION_REGEX.sub("", text) if self.remove_citations and "[" in text else text).lower()
+        return (self.filter_lorem_ipsum and "lorem ipsum" in lowered,
+                self.filter_javascript and "javascript" in lowered,
+                self.filter_curly_bracket and "{" in text,
+                self.filter_policy and any(p in lowered for p in POLICY_SUBSTRINGS))
+
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         tokenizer = words.shared()
+        lorem, javascript, curly, policy = self._phrases(doc.text)
+        lower = lorem or javascript or policy
         counts = dict.fromkeys(C4_LINE_STATS, 0)  # stat_update per line, added up per document
         num_sentences = 0
         kept_lines, counted_later = [], []
+        line_runs, counted, rewritten = [], [], False  # per line: its runs, whether counted later
         try:
             for line in doc.text.splitlines():
                 line = line.strip()
                 words_ = line.split()
+                line_runs.append(len(words_))
+                counted.append(False)
                 counts["line-total"] += 1
                 if self.max_word_length != -1 and words_ and max(map(len, words_)) > self.max_word_length:
                     counts["line-filter-too_long_word"] += 1
                     continue
-                if self.remove_citations and "[" in line:
+                cited = self.remove_citations and "[" in line
+                if cited:
                     line = CITATION_REGEX.sub("", line)
                 if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
                     counts["line-filter-no_terminal_punc"] += 1
@@ -247,15 +266,15 @@ class FastC4Quality(C4QualityFilter):
                 if len(words_) < self.min_words_per_line:
                     counts["line-filter-too_few_words"] += 1
                     continue
-                line_l = line.lower()
-                if self.filter_lorem_ipsum and "lorem ipsum" in line_l:
+                line_l = line.lower() if lower else ""
+                if lorem and "lorem ipsum" in line_l:
                     return False, "lorem_ipsum"
-                if self.filter_javascript and "javascript" in line_l:
+                if javascript and "javascript" in line_l:
                     counts["line-filter-javascript"] += 1
                     continue
-                if self.filter_curly_bracket and "{" in line:
+                if curly and "{" in line:
                     return False, "curly_bracket"
-                if self.filter_policy and any(p in line_l for p in POLICY_SUBSTRINGS):
+                if policy and any(p in line_l for p in POLICY_SUBSTRINGS):
                     counts["line-filter-policy"] += 1
                     continue
                 if self.min_num_sentences != -1:
@@ -263,11 +282,15 @@ class FastC4Quality(C4QualityFilter):
                         num_sentences += tokenizer.count_sentences(line)
                     else:
                         counted_later.append(line)
+                        counted[-1] = True
+                        rewritten |= cited
                 kept_lines.append(line)
                 counts["line-kept"] += 1
         finally:
             self._count(counts)
-        num_sentences += tokenizer.count_sentences_in(counted_later)
+        # the counted lines' runs are some of the text's (line.split() of its lines), unless citations went
+        runs = None if rewritten or not counted_later else tokenizer.runs_of(doc.text).select(line_runs, counted)
+        num_sentences += tokenizer.count_sentences_in(counted_later, runs)
         if num_sentences < self.min_num_sentences:
             return False, "too_few_sentences"
         doc.text = "\n".join(kept_lines).strip()

@@ -28,6 +28,8 @@ import numpy as np
 from datatrove.utils.text import PUNCTUATION_SET
 from spacy.attrs import ORTH
 
+from pipelines import affixes
+
 RUNS = re.compile(r"\S+|\s+")  # Python's \s is str.isspace, spaCy's split
 OTHER_SPACE = re.compile(r"[^\S\n ]|  ")  # whitespace but a line break or a single space
 # a run spaCy cuts into an opening bracket or quote; a stem: ASCII words joined by hyphens, or by
@@ -39,6 +41,7 @@ AFFIXED = re.compile(r"([(\"“]?)"
                      r"([A-Za-z]+(?:-[A-Za-z]+)*|[A-Za-z]+(?:_[A-Za-z]+)*[0-9]*|[a-z]+\.[A-Z][A-Za-z]*"
                      r"|[a-z]+(?:\.[a-z]+)+|[0-9]+(?:[.:][0-9]+)*)"
                      r"(\(\)|[,;:!?\"”]|\)[.,]?|(?:(?<=[a-z0-9])|(?<=[A-Z]{2}))\.)?")
+SPACY_BATCH = 512  # runs per spaCy call: a Doc of one run per line grows by copying, cheap while it is small
 INFIX = re.compile(r"(-|(?<=[a-z])\.(?=[A-Z]))")
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
@@ -109,6 +112,21 @@ class Words:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The memo numbers of a text's runs (`text.split()`), valid while the memo is not emptied."""
+
+    numbers: np.ndarray
+    clears: int  # WordTokenizer._clears when they were taken
+    pairs: bool  # whether some two neighbours may be joined by a special case (see `_pairs`)
+
+    def select(self, counts: list[int], keep: list[bool]) -> Runs:
+        """The runs of the kept lines: line k holds `counts[k]` runs and stays if `keep[k]`."""
+        mask = np.repeat(np.array(keep, dtype=bool), np.array(counts, dtype=np.int64))
+        assert len(mask) == len(self.numbers), "the lines' runs are not the text's"
+        return Runs(self.numbers[mask], self.clears, self.pairs)
 
 
 class _Poisoned(Exception):
@@ -184,11 +202,13 @@ class WordTokenizer:
         self._pending: list[str] = []  # new tokens, not yet in _table
         self._last: dict[str, Words] = {}
         self._counted: tuple[str, int] = ("", 0)  # the last text count_sentences_in joined, its word tokens
+        self._runs: tuple[str, Runs | None] = ("", None)  # the last text analyze read, its runs
         self._window_memo: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def _tokenizers(self):
         """(Datatrove's tokenizer, the same without its last pass), over a vocabulary without lexical
-        attributes (the tokens are the same; we need only their text), made anew with the memo.
+        attributes (the tokens are the same; we need only their text) and with the affix searches of
+        `pipelines.affixes` (the same matches), made anew with the memo.
 
         spaCy applies special cases in two passes: while splitting affixes off each run, then by a
         phrase matcher over the whole text, the only pass that can join runs. The second tokenizer
@@ -198,14 +218,14 @@ class WordTokenizer:
         from spacy.vocab import Vocab
 
         t, live = self.nlp.tokenizer, []
+        prefix, suffix = affixes.fast_prefix(t.prefix_search), affixes.fast_suffix(t.suffix_search)
+        infix = affixes.fast_infix(t.infix_finditer)
         gated = lambda f, none: lambda s: f(s) if live else none  # noqa: E731
-        full = Tokenizer(Vocab(), rules=t.rules, prefix_search=t.prefix_search, suffix_search=t.suffix_search,
-                         infix_finditer=t.infix_finditer, token_match=t.token_match, url_match=t.url_match,
-                         faster_heuristics=t.faster_heuristics)
-        first_pass = Tokenizer(full.vocab, rules=t.rules, prefix_search=gated(t.prefix_search, None),
-                               suffix_search=gated(t.suffix_search, None),
-                               infix_finditer=gated(t.infix_finditer, ()), token_match=t.token_match,
-                               url_match=t.url_match, faster_heuristics=t.faster_heuristics)
+        full = Tokenizer(Vocab(), rules=t.rules, prefix_search=prefix, suffix_search=suffix, infix_finditer=infix,
+                         token_match=t.token_match, url_match=t.url_match, faster_heuristics=t.faster_heuristics)
+        first_pass = Tokenizer(full.vocab, rules=t.rules, prefix_search=gated(prefix, None),
+                               suffix_search=gated(suffix, None), infix_finditer=gated(infix, ()),
+                               token_match=t.token_match, url_match=t.url_match, faster_heuristics=t.faster_heuristics)
         live.append(True)
         return full, first_pass
 
@@ -276,40 +296,54 @@ class WordTokenizer:
                 "".join(map(self._class, tokens)))
 
     def _fill(self, runs: list[str]) -> None:
-        """Tokenize the runs the memo lacks (a whitespace run keyed `' '+rest` stands for `rest`)."""
-        todo = sorted(set(runs).difference(self.memo))
+        """Tokenize the runs the memo lacks, in the order they first occur (a whitespace run keyed
+        `' '+rest` stands for `rest`)."""
+        todo = [r for r in dict.fromkeys(runs) if r not in self.memo]
         if len(self.memo) + len(todo) > self.memo_size or len(self.token_ids) > 4 * self.memo_size:
             self.clear()
-            todo = sorted(set(runs))
-        words = []
+            todo = list(dict.fromkeys(runs))
+        plain, words, spaces = [], [], []
         for r in todo:
-            if r[0].isspace():
-                continue
-            tokens = self._affixed(r)
-            if tokens is None:
+            if self._plain(r):
+                plain.append(r)
+            elif r[0].isspace():
+                spaces.append(r)
+            elif (tokens := self._affixed(r)) is None:
                 words.append(r)
             else:
                 self._add(r, (tuple(map(self._intern, tokens)), "".join(map(self._class, tokens))),
                           (self._lefts.get(tokens[-1], -1), self._rights.get(tokens[0], -1)))
-        if words:  # one spaCy call per pass: the newline between two runs is one token of its own
-            full = self._orths(self.tokenizer("\n".join(words)))
-            # the last pass changed a run's first (last) token only if that token now ends (starts)
-            # some special case's tokens: only those runs need the first pass's own cut
-            redo = [k for k, toks in enumerate(full) if self._orth_edges[toks[0]] & 1 or self._orth_edges[toks[-1]] & 2]
-            first = list(full)
-            for k, toks in zip(redo, self._orths(self.affixes("\n".join(words[k] for k in redo))) if redo else ()):
-                first[k] = toks
-            for run, tokens, first_pass in zip(words, full, first):
-                self._add(run, self._orth_entry(tokens),
-                          (self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]]))
-        for run in todo:
-            if run[0].isspace():
-                self._add(run, self._entry([t.text for t in self.tokenizer(run[1:] if run[0] == " " else run)]))
+        if plain:  # the commonest runs, added in bulk: one token each, of class N (a word: no punctuation)
+            first = len(self.entries)
+            self.memo.update(zip(plain, range(first, first + len(plain))))
+            self.entries.extend([((i,), "N") for i in map(self._intern, plain)])
+            self._codes.extend(zip([self._lefts.get(r, -1) for r in plain], [self._rights.get(r, -1) for r in plain]))
+        for lo in range(0, len(words), SPACY_BATCH):
+            self._fill_by_spacy(words[lo:lo + SPACY_BATCH])
+        for run in spaces:
+            self._add(run, self._entry([t.text for t in self.tokenizer(run[1:] if run[0] == " " else run)]))
+
+    def _fill_by_spacy(self, words: list[str]) -> None:
+        """Tokenize these runs in one spaCy call per pass (the newline between two runs is one token of
+        its own)."""
+        full = self._orths(self.tokenizer("\n".join(words)))
+        # the last pass changed a run's first (last) token only if that token now ends (starts)
+        # some special case's tokens: only those runs need the first pass's own cut
+        redo = [k for k, toks in enumerate(full) if self._orth_edges[toks[0]] & 1 or self._orth_edges[toks[-1]] & 2]
+        first = list(full)
+        for k, toks in zip(redo, self._orths(self.affixes("\n".join(words[k] for k in redo))) if redo else ()):
+            first[k] = toks
+        for run, tokens, first_pass in zip(words, full, first):
+            self._add(run, self._orth_entry(tokens), (self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]]))
+
+    def _plain(self, run: str) -> bool:
+        """Whether `run` is one token: ASCII letters or digits only (no affix or infix applies), no special case."""
+        return run.isascii() and (run.isalpha() or run.isdigit()) and run not in self._rule_keys
 
     def _affixed(self, run: str) -> list[str] | None:
         """spaCy's tokens of `run` if it is AFFIXED, without asking spaCy; else None."""
-        if run.isascii() and (run.isalpha() or run.isdigit()):  # the commonest run: no regex needed
-            return None if run in self._rule_keys else [run]
+        if self._plain(run):
+            return [run]
         m = AFFIXED.fullmatch(run)
         if m is None or POISON in run:  # spaCy's own path tells a poisoned run
             return None
@@ -401,7 +435,7 @@ class WordTokenizer:
         first = self._starts.data[r] - (np.cumsum(counts) - counts)  # where each run's ids start, less its offset
         return self._flat.data[np.repeat(first, counts) + np.arange(int(counts.sum()))]
 
-    def _windows(self, text: str, r: np.ndarray) -> list[tuple[int, int, int, int]]:
+    def _windows(self, text: str, r: np.ndarray, pairs: np.ndarray | None = None) -> list[tuple[int, int, int, int]]:
         """Stretches of runs that spaCy must tokenize whole, as (first run, last run + 1, first
         character, last character + 1): `reach` runs to each side of every single space between runs
         a special case may join (`_pairs`), within runs joined by single spaces; stretches that
@@ -411,7 +445,8 @@ class WordTokenizer:
         A match that joins runs lies inside one window, and so does every match that overlaps it (all
         that decide which matches spaCy keeps), so a window's tokens are the text's.
         """
-        pairs = self._pairs(r[:-1], r[1:])
+        if pairs is None:
+            pairs = self._pairs(r[:-1], r[1:])
         if not len(pairs):
             return []
         starts, ends = _run_spans(text)
@@ -485,8 +520,10 @@ class WordTokenizer:
             ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
         else:  # whitespace runs hold no word token
             r = self._numbers(text.split())
+            pairs = self._pairs(r[:-1], r[1:])
+            self._runs = (text, Runs(r, self._clears, len(pairs) > 0))
             parts, k = [], 0
-            for lo, hi, a, b in self._windows(text, r):
+            for lo, hi, a, b in self._windows(text, r, pairs):
                 parts += [self._gather(r[k:lo]), np.array(self._window(text[a:b])[0], dtype=np.int64)]
                 k = hi
             ids = np.concatenate([*parts, self._gather(r[k:])]) if parts else self._gather(r)
@@ -511,9 +548,17 @@ class WordTokenizer:
         """
         return 1 + "".join(map(SECOND, self._retried(text))).count("PN")
 
-    def count_sentences_in(self, lines: list[str]) -> int:
+    def runs_of(self, text: str) -> Runs:
+        """The memo numbers of `text.split()` (those `analyze` took, if `text` was the last it read)."""
+        if self._runs[0] == text and self._runs[1].clears == self._clears:
+            return self._runs[1]
+        r = self._numbers(text.split())
+        return Runs(r, self._clears, len(self._pairs(r[:-1], r[1:])) > 0)
+
+    def count_sentences_in(self, lines: list[str], runs: Runs | None = None) -> int:
         """`sum(map(count_sentences, lines))`, in one pass over the lines joined by newlines (lines
         holding a line break or surrounding whitespace, which joining would merge, are counted alone).
+        `runs`: the lines' runs, if the caller has them (`runs_of(text).select(…)` for lines of `text`).
         """
         alone = [x for x in lines if not x or x[0].isspace() or x[-1].isspace() or "\n" in x]
         joined = [x for x in lines if x and not x[0].isspace() and not x[-1].isspace() and "\n" not in x]
@@ -524,10 +569,12 @@ class WordTokenizer:
         if POISON in text:
             return n + sum(map(self.count_sentences, joined))
         if not OTHER_SPACE.search(text):  # words one ' ' apart: each line's first run starts a line
-            r = self._numbers(text.split())
+            if runs is None or runs.clears != self._clears:  # none given, or the memo was emptied since
+                runs = Runs(self._numbers(text.split()), self._clears, True)
+            r = runs.numbers
             pn, head, tail = self._pn.data[r], self._head.data[r], self._tail.data[r]
             n_words = int(self._counts.data[r].sum())
-            for lo, hi, a, b in self._windows(text, r):  # inside a line: the window stands for runs lo..hi-1
+            for lo, hi, a, b in self._windows(text, r) if runs.pairs else ():  # inside a line: the window stands for runs lo..hi-1
                 ids, classes = self._window(text[a:b])
                 n_words += len(ids) - int(self._counts.data[r[lo:hi]].sum())
                 pn[lo], head[lo], tail[lo] = classes.count("PN"), EDGE_CLASS[classes[:1]], EDGE_CLASS[classes[-1:]]

@@ -7,7 +7,7 @@ import string
 
 from datatrove.utils.text import PUNCTUATION_SET
 
-from pipelines.words import AFFIXED, POWERS, WordTokenizer, _token_rows
+from pipelines.words import AFFIXED, POWERS, SPACY_BATCH, WordTokenizer, _token_rows
 
 
 def test_affixed_runs_are_spacy_tokens():
@@ -64,3 +64,29 @@ def test_token_rows_hash_each_character():
             hashes.append(v)
         assert row == [len(token), any(c not in PUNCTUATION_SET for c in token), any(c.isalpha() for c in token),
                        *hashes], token
+
+
+def test_text_with_many_new_runs():
+    """A text whose new runs fill several spaCy calls (SPACY_BATCH runs each), special cases among
+    them, gets spaCy's tokens and sentence count, cold and warm."""
+    from datatrove.utils.text import split_into_sentences
+    from datatrove.utils.typeshelper import Languages
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    rng = random.Random(4)
+    tok = WordTokenizer()
+    shapes = ["{}¶", "({}.)", "{}’s", "--{}", "{}/{}", "'{}',", "<{}@{}.org>", "{}=None,", "{}).{}", "#{}."]
+    runs = [rng.choice(shapes).format(*("".join(rng.choices(string.ascii_letters, k=rng.randint(1, 7)))
+                                        for _ in range(2))) for _ in range(6 * SPACY_BATCH)]
+    runs += rng.sample(sorted(tok.nlp.tokenizer.rules), 300)
+    rng.shuffle(runs)
+    text = " ".join(f"{r}{rng.choice(['', '', '.', '!'])}" for r in runs)
+    assert sum(tok._affixed(r) is None for r in set(text.split())) > 3 * SPACY_BATCH  # several spaCy calls
+    want = load_word_tokenizer(Languages.english).word_tokenize(text)
+    sentences = len(split_into_sentences(text, Languages.english))
+    for _ in ("cold", "warm"):
+        got = tok.analyze(text).ids.tolist()
+        names = {i: t for t, i in tok.token_ids.items()}
+        assert [names[i] for i in got] == want
+        assert tok.count_sentences(text) == sentences
+        tok._last.clear()

@@ -1,0 +1,103 @@
+"""The fast affix searches return what spaCy's own compiled searches return."""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+
+import pytest
+import spacy
+
+from pipelines.affixes import fast_infix, fast_prefix, fast_suffix
+
+TOKENIZER = spacy.blank("en").tokenizer
+
+
+def _pieces(n: int) -> list[str]:
+    """Runs as spaCy splits them: words, numbers, the affix patterns' own characters and mixtures of
+    all of these, long dot runs, line breaks (where `$` matters), empty and one-character pieces."""
+    rng = random.Random(0)
+    special = sorted({c for p in (TOKENIZER.prefix_search, TOKENIZER.suffix_search, TOKENIZER.infix_finditer)
+                      for c in p.__self__.pattern if not c.isalnum() and not c.isspace()})
+    alphabets = [string.ascii_letters, string.digits, "".join(special), ".", "…'’\"()-,;:!?%$€°",
+                 "äöüßéèçñ¶©®°™→★☺", string.ascii_lowercase + ".-/:=<>", "\n.a"]
+    out = ["", ".", "..", "a", "\n", "a\n", "...\n", "a." + "." * 40, "a" + "." * 7, "km", "5km", "$5", "5$"]
+    for _ in range(n):
+        k = rng.choice([1, 2, 3, 5, 8, 13, 40])
+        out.append("".join(rng.choice(rng.choice(alphabets)) for _ in range(k)))
+        w = "".join(rng.choices(string.ascii_letters + string.digits, k=rng.randint(0, 8)))
+        out.append(rng.choice(special) * rng.randint(0, 3) + w + "".join(rng.choices(special, k=rng.randint(0, 4)))
+                   + "." * rng.choice([0, 0, 1, 2, 3, 6, 9]))
+    return out
+
+
+def _span(m):
+    return None if m is None else m.span()
+
+
+def test_shortcuts_apply_to_spacy_english():
+    """spaCy's English patterns have the shapes the shortcuts read (else the tests below test nothing new)."""
+    assert fast_prefix(TOKENIZER.prefix_search) != TOKENIZER.prefix_search
+    assert fast_suffix(TOKENIZER.suffix_search) is not TOKENIZER.suffix_search
+    assert fast_infix(TOKENIZER.infix_finditer) is not TOKENIZER.infix_finditer
+
+
+def test_fast_searches_equal_spacys():
+    prefix, suffix, infix = (fast_prefix(TOKENIZER.prefix_search), fast_suffix(TOKENIZER.suffix_search),
+                             fast_infix(TOKENIZER.infix_finditer))
+    pieces = _pieces(15_000)
+    found = {"prefix": 0, "suffix": 0, "infix": 0, "long suffix": 0}
+    for s in pieces:
+        want = _span(TOKENIZER.suffix_search(s))
+        assert _span(suffix(s)) == want, s
+        found["suffix"] += want is not None
+        found["long suffix"] += want is not None and want[1] - want[0] > 5
+        want = _span(TOKENIZER.prefix_search(s))
+        assert _span(prefix(s)) == want, s
+        found["prefix"] += want is not None
+        want = [m.span() for m in TOKENIZER.infix_finditer(s)]
+        assert [m.span() for m in infix(s)] == want, s
+        found["infix"] += bool(want)
+    assert min(found.values()) > 500, found  # each kind of match occurred
+
+
+@pytest.mark.parametrize("pattern, shaped", [
+    (r"a$|bc$|\.\.+$", True),
+    (r"(?<=x)a$|b$", True),
+    (r"a+$|b$", True),  # an unbounded run of one character
+    (r"(?:aa)+$|b$", False),  # even runs only: not a run of any length
+    (r"[ab]+$|c$", False),
+    (r"a$|b", False),  # an alternative not anchored at the end
+])
+def test_suffix_shapes(pattern, shaped):
+    """Other patterns: the shortcut is taken only where it is exact, and then agrees."""
+    search = re.compile(pattern).search
+    fast = fast_suffix(search)
+    assert (fast is not search) == shaped
+    rng = random.Random(2)
+    for _ in range(3000):
+        s = "".join(rng.choices("abcx.\n", k=rng.randint(0, 12)))
+        assert _span(fast(s)) == _span(search(s)), (pattern, s)
+
+
+@pytest.mark.parametrize("pattern, shaped", [
+    (r"(?<=[a-z])-(?=[a-z])|\.\.+|[/:]", True),
+    (r"x?y|z", False),  # x? can match nothing: the match may start on y
+    (r"\d-\d", False),  # a category: not listed
+    (r"[^a]b", False),
+])
+def test_infix_shapes(pattern, shaped):
+    finditer = re.compile(pattern).finditer
+    fast = fast_infix(finditer)
+    assert (fast is not finditer) == shaped
+    rng = random.Random(3)
+    for _ in range(3000):
+        s = "".join(rng.choices("ab-./:xyz1", k=rng.randint(0, 12)))
+        assert [m.span() for m in fast(s)] == [m.span() for m in finditer(s)], (pattern, s)
+
+
+def test_prefix_shapes():
+    assert fast_prefix(re.compile(r"^a|^b").search) == re.compile(r"^a|^b").match
+    assert fast_prefix(re.compile(r"^a|b").search) == re.compile(r"^a|b").search
+    assert fast_prefix(re.compile(r"^a|^b", re.M).search) == re.compile(r"^a|^b", re.M).search
