@@ -1,17 +1,21 @@
 """spaCy's prefix, suffix and infix searches, with the same results in fewer regex steps.
 
-spaCy compiles each affix list into one alternation and calls it on every piece of a run it splits:
-`suffix_search` (`a$|b$|…`) tries each alternative at every position of the piece, most of spaCy's
-time on a new run. What the patterns themselves guarantee makes most of those tries needless:
-* suffix: every alternative ends at `$` and, but for runs of one repeated character (`\\.\\.+`),
-  matches at most K characters, so (on a piece without a line break, where `$` is the end) the
-  leftmost match starts at n - K or later, or where the trailing run of such a character starts:
-  searching from there (lookbehinds still see the characters before) finds the same match;
-* prefix: every alternative starts at `^`, so `match` finds what `search` finds;
-* infix: a match starts on a character some alternative can consume first; a piece holding none
-  of those has no infix.
-Each shortcut is taken only when the compiled pattern has that shape (read from its parse tree);
-otherwise the plain search is returned. `tests/pipelines/test_affixes.py` compares them with spaCy's.
+spaCy compiles each affix list into one alternation (`^a|^b|…`, `a$|b$|…`, `a|b|…`) and calls it on
+every piece of a run it splits, trying each alternative at every position: most of spaCy's time on
+a new run. What the patterns themselves guarantee makes most of those tries needless:
+* prefix: every alternative starts at `^`, so a match starts at 0 and its first character is the
+  piece's: only the alternatives that can start with that character are tried, with `match`;
+* suffix: every alternative ends at `$`, so (in a piece without a line break, where `$` is the end)
+  a match ends on the piece's last character: only the alternatives that can end with it are
+  tried; and as every alternative but runs of one repeated character (`\\.\\.+`) matches at most K
+  characters, the leftmost match starts at n - K or later, or where the trailing run of such a
+  character starts: the search begins there (lookbehinds still see the characters before);
+* infix: a match starts on a character some alternative can start with: only there, and only
+  the alternatives that can start with that character, are tried (`match` at that position).
+All matches of one search end where the piece ends, so its leftmost match is the leftmost match of
+any of the alternatives that can match at all. Each shortcut is taken only when the compiled pattern
+has that shape (read from its parse tree); otherwise the plain search is returned.
+`tests/pipelines/test_affixes.py` compares them with spaCy's own on generated pieces.
 """
 
 from __future__ import annotations
@@ -27,86 +31,46 @@ except ImportError:  # pragma: no cover  (Python 3.10)
     import sre_parse as P
 
 BEGINNINGS = ((C.AT, C.AT_BEGINNING), (C.AT, C.AT_BEGINNING_STRING))  # ^ and \A
+ZERO_WIDTH = (C.AT, C.ASSERT, C.ASSERT_NOT)
+NO_MATCHES: tuple = ()
 
 
-def _alternatives(pattern: re.Pattern) -> list | None:
-    """The alternatives of `pattern` (one top-level alternation, or one alternative), parsed; None
-    where a flag changes what its literals and anchors mean."""
-    if pattern.flags & (re.MULTILINE | re.IGNORECASE | re.VERBOSE):
+def _alternatives(pattern: re.Pattern) -> list[str] | None:
+    """The top-level alternatives of `pattern`, as pattern strings; None where a flag changes what
+    its literals and anchors mean, or a back-reference would not survive the split."""
+    if pattern.flags & (re.MULTILINE | re.IGNORECASE | re.VERBOSE) or re.search(r"\\[1-9]|\(\?P=", pattern.pattern):
         return None
-    tree = P.parse(pattern.pattern, pattern.flags)
-    if len(tree.data) == 1 and tree.data[0][0] is C.BRANCH:
-        return list(tree.data[0][1][1])
-    return [tree]
+    src, out, start, depth, i = pattern.pattern, [], 0, 0, 0
+    while i < len(src):
+        c = src[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a class: '|' and parentheses inside are literal; a ']' first is too
+            i += 1 + (src[i + 1:i + 2] == "^")
+            i += src[i:i + 1] == "]"
+            while i < len(src) and src[i] != "]":
+                i += 2 if src[i] == "\\" else 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(src[start:i])
+            start = i + 1
+        i += 1
+    out.append(src[start:])
+    tree = P.parse(src, pattern.flags)
+    branch = tree.data[-1][1][1] if tree.data and tree.data[-1][0] is C.BRANCH else [tree]
+    return out if len(out) == len(branch) or len(out) == 1 else None  # the parse agrees on the count
 
 
-def _anchored(items) -> bool:
-    """Whether every match of the parsed `items` starts at the beginning of the string."""
-    if not items:
-        return False
-    op, av = items[0]
-    if (op, av) in BEGINNINGS:
-        return True
-    return op is C.BRANCH and all(_anchored(b.data) for b in av[1])
-
-
-def fast_prefix(search: Callable) -> Callable:
-    """`match` of `search`'s pattern where every alternative starts at `^`, else `search` itself."""
-    pattern = search.__self__
-    alts = _alternatives(pattern)
-    return pattern.match if alts is not None and all(_anchored(alt.data) for alt in alts) else search
-
-
-def _repeated_char(alt) -> str | None:
-    """c if the alternative consumes only c's (`c`, `c+`, `c{2,}` …) before `$`, else None."""
-    chars = set()
-    for op, av in alt.data[:-1]:
-        if op is C.LITERAL:
-            chars.add(av)
-        elif op in (C.MAX_REPEAT, C.MIN_REPEAT) and len(av[2].data) == 1 and av[2].data[0][0] is C.LITERAL:
-            chars.add(av[2].data[0][1])
-        else:
-            return None
-    return chr(chars.pop()) if len(chars) == 1 else None
-
-
-def fast_suffix(search: Callable) -> Callable:
-    """A function returning what `search` (alternatives each ending at `$`) returns, searching only
-    from where a match can start."""
-    pattern = search.__self__
-    alts = _alternatives(pattern)
-    if not alts or any(alt.data[-1:] != [(C.AT, C.AT_END)] for alt in alts):
-        return search
-    widest, runs = 0, {}  # the longest bounded match; per repeated character, its shortest run
-    for alt in alts:
-        low, high = alt.getwidth()
-        if high < C.MAXREPEAT:
-            widest = max(widest, high)
-        elif (c := _repeated_char(alt)) is not None:
-            runs[c] = min(runs.get(c, low), low)
-        else:
-            return search
-
-    def suffix_search(s: str):
-        if "\n" in s:  # `$` also matches before a final line break
-            return search(s)
-        n = len(s)
-        start = n - widest
-        shortest = runs.get(s[-1:])
-        if shortest is not None:
-            run = n - len(s.rstrip(s[-1]))
-            if run >= shortest:
-                start = min(start, n - run)
-        return pattern.search(s, max(start, 0))
-
-    return suffix_search
-
-
-def _first_chars(items) -> set[str] | None:
-    """Characters a match of the parsed `items` can start with; None if not read here (or empty-matching)."""
-    for op, av in items:
-        if op in (C.ASSERT, C.ASSERT_NOT, C.AT):
-            continue  # zero-width: the match starts at the next item
+def _edge_chars(items, last: bool) -> set[str] | None:
+    """Characters a match of the parsed `items` can start (or, `last`, end) with; None where any
+    can, where it may match nothing, or where this does not read the parse."""
+    for op, av in reversed(items) if last else items:
+        if op in ZERO_WIDTH:
+            continue
         if op is C.LITERAL:
             return {chr(av)}
         if op is C.IN:
@@ -120,29 +84,124 @@ def _first_chars(items) -> set[str] | None:
                     return None
             return out
         if op in (C.MAX_REPEAT, C.MIN_REPEAT) and av[0] >= 1:
-            return _first_chars(av[2].data)
+            return _edge_chars(av[2].data, last)
         if op is C.SUBPATTERN:
-            return None if av[1] & re.IGNORECASE else _first_chars(av[-1].data)
+            return None if av[1] & re.IGNORECASE else _edge_chars(av[-1].data, last)
         if op is C.BRANCH:
-            sets = [_first_chars(b.data) for b in av[1]]
+            sets = [_edge_chars(b.data, last) for b in av[1]]
             return None if any(s is None for s in sets) else set().union(*sets)
         return None
     return None
 
 
-NO_MATCHES: tuple = ()
+def _by_char(pieces: list[str], flags: int, last: bool) -> tuple[dict[str, re.Pattern | None], re.Pattern | None]:
+    """Per character: the alternation of the pieces that can start (end) with it, compiled once per
+    distinct set; and the one of the pieces that can start (end) with any character (the rest)."""
+    edges = [_edge_chars(P.parse(p, flags).data, last) for p in pieces]
+    anywhere = [k for k, e in enumerate(edges) if e is None]
+    kinds: dict[str, list[int]] = {}
+    for k, e in enumerate(edges):
+        for c in e or ():
+            kinds.setdefault(c, list(anywhere)).append(k)
+    compiled: dict[tuple[int, ...], re.Pattern | None] = {}
+
+    def alternation(ks: list[int]) -> re.Pattern | None:
+        key = tuple(sorted(ks))
+        if key not in compiled:
+            compiled[key] = re.compile("|".join(pieces[k] for k in key), flags) if key else None
+        return compiled[key]
+
+    return {c: alternation(ks) for c, ks in kinds.items()}, alternation(anywhere)
+
+
+def fast_prefix(search: Callable) -> Callable:
+    """A function returning what `search` (alternatives each starting at `^`) returns, trying only the
+    alternatives that can start with the piece's first character."""
+    pattern = search.__self__
+    pieces = _alternatives(pattern)
+    if not pieces or not all(P.parse(p, pattern.flags).data[:1] in ([b] for b in BEGINNINGS) for p in pieces):
+        return search
+    by_first, rest = _by_char(pieces, pattern.flags, last=False)
+
+    def prefix_search(s: str):
+        if not s:
+            return search(s)
+        regex = by_first.get(s[0], rest)
+        return None if regex is None else regex.match(s)
+
+    return prefix_search
+
+
+def _repeated_char(items) -> str | None:
+    """c if the parsed items consume only c's (`c`, `c+`, `c{2,}` …) before `$`, else None."""
+    chars = set()
+    for op, av in items[:-1]:
+        if op is C.LITERAL:
+            chars.add(av)
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT) and len(av[2].data) == 1 and av[2].data[0][0] is C.LITERAL:
+            chars.add(av[2].data[0][1])
+        else:
+            return None
+    return chr(chars.pop()) if len(chars) == 1 else None
+
+
+def fast_suffix(search: Callable) -> Callable:
+    """A function returning what `search` (alternatives each ending at `$`) returns, trying only the
+    alternatives that can end with the piece's last character, from where a match can start."""
+    pattern = search.__self__
+    pieces = _alternatives(pattern)
+    if not pieces:
+        return search
+    trees = [P.parse(p, pattern.flags) for p in pieces]
+    if any(t.data[-1:] != [(C.AT, C.AT_END)] for t in trees):
+        return search
+    widest, runs = 0, {}  # the longest bounded match; per repeated character, its shortest run
+    for tree in trees:
+        low, high = tree.getwidth()
+        if high < C.MAXREPEAT:
+            widest = max(widest, high)
+        elif (c := _repeated_char(tree.data)) is not None:
+            runs[c] = min(runs.get(c, low), low)
+        else:
+            return search
+    by_last, rest = _by_char(pieces, pattern.flags, last=True)
+
+    def suffix_search(s: str):
+        if not s or "\n" in s:  # `$` also matches before a final line break
+            return search(s)
+        regex = by_last.get(s[-1], rest)
+        if regex is None:
+            return None
+        n = len(s)
+        start = n - widest
+        shortest = runs.get(s[-1])
+        if shortest is not None:
+            run = n - len(s.rstrip(s[-1]))
+            if run >= shortest:
+                start = min(start, n - run)
+        return regex.search(s, max(start, 0))
+
+    return suffix_search
 
 
 def fast_infix(finditer: Callable) -> Callable:
-    """A function returning `finditer`'s matches, or none at once when the piece holds no character
-    an infix can start with."""
-    alts = _alternatives(finditer.__self__)
-    firsts = [_first_chars(alt.data) for alt in alts or ()]
-    if not alts or any(f is None for f in firsts):
+    """A function returning `finditer`'s matches (as a list, which is what spaCy makes of them),
+    trying at each character an infix can start with only the alternatives that can start with it."""
+    pattern = finditer.__self__
+    pieces = _alternatives(pattern)
+    if not pieces or any(_edge_chars(P.parse(p, pattern.flags).data, last=False) is None for p in pieces):
         return finditer
-    starts = frozenset().union(*firsts)
+    by_first, _ = _by_char(pieces, pattern.flags, last=False)
+    starts = frozenset(by_first)
 
     def infix_finditer(s: str):
-        return NO_MATCHES if starts.isdisjoint(s) else finditer(s)
+        if starts.isdisjoint(s):
+            return NO_MATCHES
+        out, end = [], 0
+        for i, c in enumerate(s):  # as finditer: the leftmost match, then the next from its end
+            if i >= end and c in starts and (m := by_first[c].match(s, i)) is not None:
+                out.append(m)
+                end = m.end()
+        return out
 
     return infix_finditer

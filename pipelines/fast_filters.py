@@ -257,9 +257,9 @@ class FastC4Quality(C4QualityFilter):
                 if self.max_word_length != -1 and words_ and max(map(len, words_)) > self.max_word_length:
                     counts["line-filter-too_long_word"] += 1
                     continue
-                cited = self.remove_citations and "[" in line
-                if cited:
-                    line = CITATION_REGEX.sub("", line)
+                cited = False
+                if self.remove_citations and "[" in line:
+                    line, cited = CITATION_REGEX.subn("", line)
                 if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
                     counts["line-filter-no_terminal_punc"] += 1
                     continue
@@ -283,7 +283,7 @@ class FastC4Quality(C4QualityFilter):
                     else:
                         counted_later.append(line)
                         counted[-1] = True
-                        rewritten |= cited
+                        rewritten |= cited > 0
                 kept_lines.append(line)
                 counts["line-kept"] += 1
         finally:

@@ -97,7 +97,31 @@ def test_infix_shapes(pattern, shaped):
         assert [m.span() for m in fast(s)] == [m.span() for m in finditer(s)], (pattern, s)
 
 
-def test_prefix_shapes():
-    assert fast_prefix(re.compile(r"^a|^b").search) == re.compile(r"^a|^b").match
-    assert fast_prefix(re.compile(r"^a|b").search) == re.compile(r"^a|b").search
-    assert fast_prefix(re.compile(r"^a|^b", re.M).search) == re.compile(r"^a|^b", re.M).search
+@pytest.mark.parametrize("pattern, shaped", [
+    (r"^a|^ab|^\.\.+|^[xy]b", True),  # which alternative comes first decides the match
+    (r"^(?=a)a|^b+|^", True),  # an empty alternative
+    (r"^a|b", False),  # an alternative not anchored at the start
+    (r"^a|^b", False),  # sre merges single characters into one class: nothing to split
+])
+def test_prefix_shapes(pattern, shaped):
+    search = re.compile(pattern).search
+    fast = fast_prefix(search)
+    assert (fast is not search) == shaped
+    rng = random.Random(4)
+    for _ in range(3000):
+        s = "".join(rng.choices("abxy.\n", k=rng.randint(0, 8)))
+        assert _span(fast(s)) == _span(search(s)), (pattern, s)
+    assert fast_prefix(re.compile(r"^a|^bc", re.M).search) == re.compile(r"^a|^bc", re.M).search
+
+
+def test_tokenizer_with_fast_searches_equals_spacys():
+    """spaCy's tokenizer given the fast searches cuts the pieces as spaCy's own does."""
+    from spacy.tokenizer import Tokenizer
+
+    t = TOKENIZER
+    fast = Tokenizer(t.vocab, rules=t.rules, prefix_search=fast_prefix(t.prefix_search),
+                     suffix_search=fast_suffix(t.suffix_search), infix_finditer=fast_infix(t.infix_finditer),
+                     token_match=t.token_match, url_match=t.url_match, faster_heuristics=t.faster_heuristics)
+    text = " ".join(p for p in _pieces(5_000) if p.strip())
+    want = [x.text for x in t(text)]
+    assert [x.text for x in fast(text)] == want and len(want) > 20_000

@@ -7,7 +7,7 @@ import string
 
 from datatrove.utils.text import PUNCTUATION_SET
 
-from pipelines.words import AFFIXED, POWERS, SPACY_BATCH, WordTokenizer, _token_rows
+from pipelines.words import AFFIXED, OTHER_SPACE, POWERS, SPACY_BATCH, WordTokenizer, _token_rows, has_other_space
 
 
 def test_affixed_runs_are_spacy_tokens():
@@ -90,3 +90,16 @@ def test_text_with_many_new_runs():
         assert [names[i] for i in got] == want
         assert tok.count_sentences(text) == sentences
         tok._last.clear()
+
+
+def test_has_other_space_is_the_regex():
+    rng = random.Random(5)
+    spaces = [" ", "  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u2028", "\u3000"]
+    found = 0
+    for _ in range(20_000):
+        pieces = rng.choices(["a", "b.", "é", "x"] + spaces, weights=[8, 8, 1, 8] + [1] * len(spaces), k=rng.randint(0, 12))
+        text = "".join(pieces)
+        want = OTHER_SPACE.search(text) is not None
+        assert has_other_space(text) == want, repr(text)
+        found += want and text.isascii()
+    assert found > 1000
