@@ -94,24 +94,27 @@ def _edge_chars(items, last: bool) -> set[str] | None:
     return None
 
 
-def _by_char(pieces: list[str], flags: int, last: bool) -> tuple[dict[str, re.Pattern | None], re.Pattern | None]:
-    """Per character: the alternation of the pieces that can start (end) with it, compiled once per
-    distinct set; and the one of the pieces that can start (end) with any character (the rest)."""
-    edges = [_edge_chars(P.parse(p, flags).data, last) for p in pieces]
-    anywhere = [k for k, e in enumerate(edges) if e is None]
-    kinds: dict[str, list[int]] = {}
-    for k, e in enumerate(edges):
-        for c in e or ():
-            kinds.setdefault(c, list(anywhere)).append(k)
-    compiled: dict[tuple[int, ...], re.Pattern | None] = {}
+class _ByChar(dict):
+    """Per character: the alternation of the pieces that can start (end) with it, compiled the first
+    time a piece starts (ends) with that character, once per distinct set of pieces; None if none can."""
 
-    def alternation(ks: list[int]) -> re.Pattern | None:
-        key = tuple(sorted(ks))
-        if key not in compiled:
-            compiled[key] = re.compile("|".join(pieces[k] for k in key), flags) if key else None
-        return compiled[key]
+    def __init__(self, pieces: list[str], flags: int, last: bool):
+        super().__init__()
+        self.pieces, self.flags = pieces, flags
+        edges = [_edge_chars(P.parse(p, flags).data, last) for p in pieces]
+        self.anywhere = [k for k, e in enumerate(edges) if e is None]  # may start (end) with any character
+        self.kinds: dict[str, list[int]] = {}
+        for k, e in enumerate(edges):
+            for c in e or ():
+                self.kinds.setdefault(c, list(self.anywhere)).append(k)
+        self.compiled: dict[tuple[int, ...], re.Pattern | None] = {}
 
-    return {c: alternation(ks) for c, ks in kinds.items()}, alternation(anywhere)
+    def __missing__(self, c: str) -> re.Pattern | None:
+        key = tuple(sorted(self.kinds.get(c, self.anywhere)))
+        if key not in self.compiled:
+            self.compiled[key] = re.compile("|".join(self.pieces[k] for k in key), self.flags) if key else None
+        self[c] = self.compiled[key]
+        return self[c]
 
 
 def fast_prefix(search: Callable) -> Callable:
@@ -121,12 +124,12 @@ def fast_prefix(search: Callable) -> Callable:
     pieces = _alternatives(pattern)
     if not pieces or not all(P.parse(p, pattern.flags).data[:1] in ([b] for b in BEGINNINGS) for p in pieces):
         return search
-    by_first, rest = _by_char(pieces, pattern.flags, last=False)
+    by_first = _ByChar(pieces, pattern.flags, last=False)
 
     def prefix_search(s: str):
         if not s:
             return search(s)
-        regex = by_first.get(s[0], rest)
+        regex = by_first[s[0]]
         return None if regex is None else regex.match(s)
 
     return prefix_search
@@ -164,12 +167,12 @@ def fast_suffix(search: Callable) -> Callable:
             runs[c] = min(runs.get(c, low), low)
         else:
             return search
-    by_last, rest = _by_char(pieces, pattern.flags, last=True)
+    by_last = _ByChar(pieces, pattern.flags, last=True)
 
     def suffix_search(s: str):
         if not s or "\n" in s:  # `$` also matches before a final line break
             return search(s)
-        regex = by_last.get(s[-1], rest)
+        regex = by_last[s[-1]]
         if regex is None:
             return None
         n = len(s)
@@ -191,8 +194,8 @@ def fast_infix(finditer: Callable) -> Callable:
     pieces = _alternatives(pattern)
     if not pieces or any(_edge_chars(P.parse(p, pattern.flags).data, last=False) is None for p in pieces):
         return finditer
-    by_first, _ = _by_char(pieces, pattern.flags, last=False)
-    starts = frozenset(by_first)
+    by_first = _ByChar(pieces, pattern.flags, last=False)
+    starts = frozenset(by_first.kinds)  # every piece starts with one of these (none anywhere)
 
     def infix_finditer(s: str):
         if starts.isdisjoint(s):

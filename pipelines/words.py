@@ -53,6 +53,20 @@ EDGE_CLASS = {"": 0, "P": 1, "N": 2}  # an entry's first or last sentence class;
 SPACES = np.array([chr(c).isspace() for c in range(0x3001)])  # str.isspace by code point (none above)
 
 
+def english_tokenizer() -> dict:
+    """The arguments of the tokenizer `spacy.blank("en")` makes (Datatrove's): spaCy's tokenizer factory
+    (`spacy.language.create_tokenizer`) on the English defaults, without making a pipeline and a
+    vocabulary with lexical attributes, which the tokenizers here do not use (the test compares them)."""
+    from spacy.lang.en import English
+    from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
+
+    d = English.Defaults
+    return {"rules": d.tokenizer_exceptions, "prefix_search": compile_prefix_regex(d.prefixes).search,
+            "suffix_search": compile_suffix_regex(d.suffixes).search,
+            "infix_finditer": compile_infix_regex(d.infixes).finditer, "token_match": d.token_match,
+            "url_match": d.url_match}
+
+
 def has_other_space(text: str) -> bool:
     """Whether OTHER_SPACE occurs in `text` (in ASCII text by substring searches, much faster than the regex)."""
     if text.isascii():
@@ -170,13 +184,12 @@ class WordTokenizer:
     def __init__(self, memo_size: int = 200_000):
         if memo_size < 1:
             raise ValueError(f"memo_size must be >= 1, got {memo_size}")
-        import spacy
-        from spacy.attrs import IS_PUNCT
+        from spacy.lang.lex_attrs import is_punct
         from spacy.pipeline import Sentencizer
 
         self.memo_size = memo_size
-        self.nlp = spacy.blank("en")  # Datatrove's tokenizer: its rules, affixes and lexical attributes
-        self.is_punct = self.nlp.vocab.lex_attr_getters[IS_PUNCT]
+        self.settings = english_tokenizer()
+        self.is_punct = is_punct  # spacy.blank("en").vocab's IS_PUNCT
         self.punct_chars = set(Sentencizer.default_punct_chars)
         self.reach = self._cross_run_pairs()
         self._clears = 0
@@ -225,15 +238,13 @@ class WordTokenizer:
         from spacy.tokenizer import Tokenizer
         from spacy.vocab import Vocab
 
-        t, live = self.nlp.tokenizer, []
-        prefix, suffix = affixes.fast_prefix(t.prefix_search), affixes.fast_suffix(t.suffix_search)
-        infix = affixes.fast_infix(t.infix_finditer)
+        t, live = self.settings, []
+        prefix, suffix = affixes.fast_prefix(t["prefix_search"]), affixes.fast_suffix(t["suffix_search"])
+        infix = affixes.fast_infix(t["infix_finditer"])
         gated = lambda f, none: lambda s: f(s) if live else none  # noqa: E731
-        full = Tokenizer(Vocab(), rules=t.rules, prefix_search=prefix, suffix_search=suffix, infix_finditer=infix,
-                         token_match=t.token_match, url_match=t.url_match, faster_heuristics=t.faster_heuristics)
-        first_pass = Tokenizer(full.vocab, rules=t.rules, prefix_search=gated(prefix, None),
-                               suffix_search=gated(suffix, None), infix_finditer=gated(infix, ()),
-                               token_match=t.token_match, url_match=t.url_match, faster_heuristics=t.faster_heuristics)
+        full = Tokenizer(Vocab(), **{**t, "prefix_search": prefix, "suffix_search": suffix, "infix_finditer": infix})
+        first_pass = Tokenizer(full.vocab, **{**t, "prefix_search": gated(prefix, None),
+                                              "suffix_search": gated(suffix, None), "infix_finditer": gated(infix, ())})
         live.append(True)
         return full, first_pass
 
@@ -247,18 +258,18 @@ class WordTokenizer:
         special case has a whitespace token among others: none spans other whitespace.
         """
         from spacy.tokenizer import Tokenizer
+        from spacy.vocab import Vocab
 
-        t = self.nlp.tokenizer
-        plain = Tokenizer(self.nlp.vocab, rules={}, prefix_search=t.prefix_search, suffix_search=t.suffix_search,
-                          infix_finditer=t.infix_finditer, token_match=t.token_match, url_match=t.url_match)
+        rules = self.settings["rules"]
+        plain = Tokenizer(Vocab(), **{**self.settings, "rules": {}})
         reach, pairs = 1, set()
-        for rule in t.rules:
+        for rule in rules:
             toks = [x.text for x in plain(rule)]
             assert len(toks) == 1 or all(x.strip() for x in toks), f"special case {rule!r} has a whitespace token"
             reach = max(reach, len(toks))
             pairs.update(zip(toks, toks[1:]))
-        cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in t.rules.values()]
-        self._rule_keys = set(t.rules)
+        cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in rules.values()]
+        self._rule_keys = set(rules)
         self._rule_firsts, self._rule_lasts = {c[0] for c in cases}, {c[-1] for c in cases}
         self._lefts = {a: i for i, a in enumerate(sorted({a for a, _ in pairs}))}
         self._rights = {b: i for i, b in enumerate(sorted({b for _, b in pairs}))}

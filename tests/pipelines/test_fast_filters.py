@@ -116,7 +116,7 @@ def sample_texts() -> list[str]:
     return [r["content"] for r in rows if r["content"] and r["content"].strip()]
 
 
-SPECIALS = sorted(words.WordTokenizer().nlp.tokenizer.rules)
+SPECIALS = sorted(words.english_tokenizer()["rules"])
 EN = ("the be to of and that have with a in is it for on as was this by not are from at or an they "
       "can you his her we all there their will would about which when one make like time no just him know "
       "take people into year your good some could them see other than then now look only come its over").split()

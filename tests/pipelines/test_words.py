@@ -5,9 +5,19 @@ from __future__ import annotations
 import random
 import string
 
+import spacy
 from datatrove.utils.text import PUNCTUATION_SET
 
-from pipelines.words import AFFIXED, OTHER_SPACE, POWERS, SPACY_BATCH, WordTokenizer, _token_rows, has_other_space
+from pipelines.words import (
+    AFFIXED,
+    OTHER_SPACE,
+    POWERS,
+    SPACY_BATCH,
+    WordTokenizer,
+    _token_rows,
+    english_tokenizer,
+    has_other_space,
+)
 
 
 def test_affixed_runs_are_spacy_tokens():
@@ -15,7 +25,8 @@ def test_affixed_runs_are_spacy_tokens():
     them: words, digits, hyphenated words, brackets, quotes, punctuation, and the special cases'
     own words (which must fall back to spaCy)."""
     tok = WordTokenizer()
-    spacy_tokenizer, rules = tok.nlp.tokenizer, tok.nlp.tokenizer.rules
+    spacy_tokenizer = spacy.blank("en").tokenizer
+    rules = spacy_tokenizer.rules
     rng = random.Random(0)
     stems = set(string.ascii_letters) | set(string.digits)
     stems |= {w for k in rules for w in k.replace("-", " ").replace(".", " ").replace("'", " ").split() if w.isalnum()}
@@ -78,7 +89,7 @@ def test_text_with_many_new_runs():
     shapes = ["{}¶", "({}.)", "{}’s", "--{}", "{}/{}", "'{}',", "<{}@{}.org>", "{}=None,", "{}).{}", "#{}."]
     runs = [rng.choice(shapes).format(*("".join(rng.choices(string.ascii_letters, k=rng.randint(1, 7)))
                                         for _ in range(2))) for _ in range(6 * SPACY_BATCH)]
-    runs += rng.sample(sorted(tok.nlp.tokenizer.rules), 300)
+    runs += rng.sample(sorted(tok.settings["rules"]), 300)
     rng.shuffle(runs)
     text = " ".join(f"{r}{rng.choice(['', '', '.', '!'])}" for r in runs)
     assert sum(tok._affixed(r) is None for r in set(text.split())) > 3 * SPACY_BATCH  # several spaCy calls
@@ -103,3 +114,13 @@ def test_has_other_space_is_the_regex():
         assert has_other_space(text) == want, repr(text)
         found += want and text.isascii()
     assert found > 1000
+
+
+def test_english_tokenizer_is_spacy_blank_en():
+    """The tokenizer arguments are those of Datatrove's `spacy.blank("en")` tokenizer."""
+    t, got = spacy.blank("en").tokenizer, english_tokenizer()
+    assert got["rules"] == t.rules and got["token_match"] == t.token_match and got["url_match"] == t.url_match
+    for name in ("prefix_search", "suffix_search", "infix_finditer"):
+        assert got[name].__self__.pattern == getattr(t, name).__self__.pattern
+        assert got[name].__self__.flags == getattr(t, name).__self__.flags
+    assert t.faster_heuristics  # the default, which english_tokenizer() leaves to Tokenizer
