@@ -33,17 +33,21 @@ from pipelines import affixes
 RUNS = re.compile(r"\S+|\s+")  # Python's \s is str.isspace, spaCy's split
 OTHER_SPACE = re.compile(r"[^\S\n ]|  ")  # whitespace but a line break or a single space
 ASCII_OTHER_SPACE = ("  ", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")  # the same in ASCII
-# a run spaCy cuts into an opening bracket or quote; a stem: ASCII words joined by hyphens, or by
-# underscores and ending in digits, or a word, '.' and a capitalised word (spaCy's infixes cut both
-# the hyphens and that '.'), or lower-case words joined by '.' (one token), or digits joined by '.'
-# or ':'; then simple punctuation or '()'; one token each (a hyphen and an infix '.' too), when no
-# sequence of those tokens is a special case (tests/pipelines/test_words.py compares it with spaCy)
-AFFIXED = re.compile(r"([(\"“]?)"
-                     r"([A-Za-z]+(?:-[A-Za-z]+)*|[A-Za-z]+(?:_[A-Za-z]+)*[0-9]*|[a-z]+\.[A-Z][A-Za-z]*"
-                     r"|[a-z]+(?:\.[a-z]+)+|[0-9]+(?:[.:][0-9]+)*)"
-                     r"(\(\)|[,;:!?\"”]|\)[.,]?|(?:(?<=[a-z0-9])|(?<=[A-Z]{2}))\.)?")
+# a run spaCy cuts into: an opening bracket or quote; a stem: ASCII words joined by hyphens or by '/',
+# or by underscores and ending in digits, or a word, '.' and a capitalised word (spaCy's infixes cut
+# the hyphens, the '/' and that '.'), or lower-case words joined by '.' (one token), or digits joined
+# by '.' or ':'; a possessive 's; up to three closing marks ('()' among them), one token each — when
+# no special case applies (`_affixed`; tests/pipelines/test_words.py compares it with spaCy)
+AFFIXED = re.compile(r"([(\"“'\[]?)"
+                     r"([A-Za-z]+(?:-[A-Za-z]+)*|[A-Za-z]+(?:/[A-Za-z]+)+|[A-Za-z]+(?:_[A-Za-z]+)*[0-9]*"
+                     r"|[a-z]+\.[A-Z][A-Za-z]*|[a-z]+(?:\.[a-z]+)+|[0-9]+(?:[.:][0-9]+)*)"
+                     r"((?:['’][sS])?)((?:\(\)|[,;:!?\"”)\]'’.]){0,3})")
+PERMALINK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_()?!;]*¶")  # a heading with a documentation page's permalink
+# mark: '¶' is no suffix and these characters form no prefix or infix, so spaCy keeps it whole
+CLOSERS = set(",;:!?\"”)]'’")  # after one of these, spaCy cuts a '.' off whatever came before
+DOT_AFTER = re.compile(r"(?:[a-z0-9]|[A-Z]{2})$")  # else spaCy's suffix rules keep a '.' on its word
 SPACY_BATCH = 512  # runs per spaCy call: a Doc of one run per line grows by copying, cheap while it is small
-INFIX = re.compile(r"(-|(?<=[a-z])\.(?=[A-Z]))")
+INFIX = re.compile(r"(-|/|(?<=[a-z])\.(?=[A-Z]))")
 POISON = "IS_ALPHA"  # its lexeme breaks inside a memory zone; Datatrove then retries without it
 MODULI = (2_147_483_647, 1_000_000_007)  # two primes: concatenation hashes of 62 bits
 BASES = (1_000_003, 911_382_323)
@@ -262,14 +266,17 @@ class WordTokenizer:
 
         rules = self.settings["rules"]
         plain = Tokenizer(Vocab(), **{**self.settings, "rules": {}})
-        reach, pairs = 1, set()
-        for rule in rules:
+        reach, pairs, self._rule_patterns = 1, set(), set()
+        for rule, case in rules.items():
             toks = [x.text for x in plain(rule)]
             assert len(toks) == 1 or all(x.strip() for x in toks), f"special case {rule!r} has a whitespace token"
             reach = max(reach, len(toks))
             pairs.update(zip(toks, toks[1:]))
+            if toks != [d.get(ORTH, d.get("ORTH")) for d in case]:  # the tokens its match would change
+                self._rule_patterns.add(tuple(toks))
         cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in rules.values()]
         self._rule_keys = set(rules)
+        self._rule_strings = self._rule_keys | {"".join(p) for p in self._rule_patterns}  # a cheap first test
         self._rule_firsts, self._rule_lasts = {c[0] for c in cases}, {c[-1] for c in cases}
         self._lefts = {a: i for i, a in enumerate(sorted({a for a, _ in pairs}))}
         self._rights = {b: i for i, b in enumerate(sorted({b for _, b in pairs}))}
@@ -360,22 +367,38 @@ class WordTokenizer:
         return run.isascii() and (run.isalpha() or run.isdigit()) and run not in self._rule_keys
 
     def _affixed(self, run: str) -> list[str] | None:
-        """spaCy's tokens of `run` if it is AFFIXED, without asking spaCy; else None."""
+        """spaCy's tokens of `run` if it is AFFIXED (or a PERMALINK heading), without asking spaCy; else None.
+
+        spaCy peels prefixes and suffixes off a run until what is left is a special case, then cuts
+        that at infixes; later its matcher retokenizes any token sequence that a special case's
+        tokens (cut without special cases) form. So the cut stands unless a string holding the
+        whole stem is a special case, or some of the tokens form one's tokens, or a '.' would stay
+        on its word (spaCy cuts it after a lower-case letter, a digit, two capitals or a closing mark).
+        """
         if self._plain(run):
             return [run]
-        m = AFFIXED.fullmatch(run)
-        if m is None or POISON in run:  # spaCy's own path tells a poisoned run
+        if POISON in run:  # spaCy's own path tells a poisoned run
             return None
-        pre, stem, post = m.groups("")
-        tokens = INFIX.split(stem) if "-" in stem or "." in stem else [stem]
-        if pre:
-            tokens.insert(0, pre)
-        tokens += post
-        for i in range(len(tokens)):  # a special case would be matched on any of these
+        m = AFFIXED.fullmatch(run)
+        if m is None:
+            return [run] if PERMALINK.fullmatch(run) and run not in self._rule_keys else None
+        pre, stem, possessive, post = m.groups()
+        tokens = [pre] if pre else []
+        first = len(tokens)
+        tokens += INFIX.split(stem) if "-" in stem or "." in stem or "/" in stem else [stem]
+        last = len(tokens) - 1  # the stem is tokens[first:last + 1]
+        if possessive:
+            tokens.append(possessive)
+        for k, c in enumerate(post, len(tokens)):
+            if c == "." and not (tokens[k - 1] in CLOSERS or tokens[k - 1] != "." and DOT_AFTER.search(tokens[k - 1])):
+                return None
+            tokens.append(c)
+        for i in range(len(tokens)):
             piece = ""
-            for t in tokens[i:]:
-                piece += t
-                if piece in self._rule_keys:
+            for j in range(i, len(tokens)):
+                piece += tokens[j]
+                if piece in self._rule_strings and (i <= first and j >= last and piece in self._rule_keys
+                                                     or tuple(tokens[i:j + 1]) in self._rule_patterns):
                     return None
         return tokens
 
