@@ -96,7 +96,9 @@ def repeated_ngrams(w: Words, sizes: list[int]) -> dict[int, tuple[list[int], li
     twice = np.zeros(len(key), dtype=bool)  # by sorted position: its key occurs more than once
     twice[1:] |= same
     twice[:-1] |= same
-    hits = np.sort(order[twice])  # by size, then position
+    repeated = np.zeros(len(key), dtype=bool)
+    repeated[order[twice]] = True
+    hits = np.flatnonzero(repeated)  # by size, then position
     bounds = np.searchsorted(hits, offsets)
     return {n: ((hits[lo:hi] - off).tolist(), key[hits[lo:hi]].tolist())
             for n, off, lo, hi in zip(sizes, offsets.tolist(), bounds[:-1].tolist(), bounds[1:].tolist()) if hi > lo}

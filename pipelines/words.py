@@ -54,7 +54,7 @@ BASES = (1_000_003, 911_382_323)
 TABLE_COLUMNS = ("length", "non_symbol", "has_alpha", "hash0", "hash1")
 FIRST, SECOND = itemgetter(0), itemgetter(1)  # of a memo entry: word token ids, sentence classes
 EDGE_CLASS = {"": 0, "P": 1, "N": 2}  # an entry's first or last sentence class; 3: a line break
-SPACES = np.array([chr(c).isspace() for c in range(0x3001)])  # str.isspace by code point (none above)
+SPACES = np.array([chr(c).isspace() for c in range(0x3002)])  # str.isspace by code point (none above 0x3000)
 
 
 def english_tokenizer() -> dict:
@@ -78,15 +78,15 @@ def has_other_space(text: str) -> bool:
     return OTHER_SPACE.search(text) is not None
 
 
-def _run_spans(text: str) -> tuple[list[int], list[int]]:
-    """(starts, ends) of the non-whitespace runs of `text`, as `re.finditer(r"\\S+")` gives them."""
+def _run_gaps(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends) of the non-whitespace runs of `text`, as `re.finditer(r"\\S+")` gives them, and
+    per run but the last whether one ' ' alone parts it from the next."""
     points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    space = np.zeros(len(points) + 2, dtype=np.int8)
-    space[[0, -1]] = 1
-    low = points < len(SPACES)
-    space[1:-1][low] = SPACES[points[low]]
-    edges = np.flatnonzero(np.diff(space))
-    return edges[0::2].tolist(), edges[1::2].tolist()
+    space = np.ones(len(points) + 2, dtype=bool)
+    np.take(SPACES, np.minimum(points, len(SPACES) - 1), out=space[1:-1])  # the last entry: no space
+    edges = np.flatnonzero(space[1:] != space[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    return starts, ends, (ends[:-1] + 1 == starts[1:]) & (points[ends[:-1]] == 32)
 
 
 class Powers:
@@ -491,10 +491,10 @@ class WordTokenizer:
             pairs = self._pairs(r[:-1], r[1:])
         if not len(pairs):
             return []
-        starts, ends = _run_spans(text)
+        starts, ends, single = _run_gaps(text)
 
         def spaced(j: int) -> bool:  # runs j and j+1 have one ' ' between them
-            return ends[j] + 1 == starts[j + 1] and text[ends[j]] == " "
+            return bool(single[j])
 
         spans: list[list[int]] = []  # [first run, last run]
         for j in pairs.tolist():
@@ -510,7 +510,7 @@ class WordTokenizer:
                 spans[-1][1] = max(spans[-1][1], hi)
             else:
                 spans.append([lo, hi])
-        return [(lo, hi + 1, starts[lo], ends[hi]) for lo, hi in spans]
+        return [(lo, hi + 1, int(starts[lo]), int(ends[hi])) for lo, hi in spans]
 
     def _window(self, text: str) -> tuple[tuple[int, ...], str]:
         entry = self._window_memo.get(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata  # noqa: F401  (datatrove's dependency check needs it imported)
 import random
+import re
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -26,7 +27,7 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer
 from pipelines import words
 from pipelines.config import JobConfig
 from pipelines.fast_filters import FastC4Quality, FastFineWebQuality, FastGopherQuality, FastGopherRepetition
-from pipelines.fast_filters import FastURLFilter, OfflineURLFilter, find_duplicates
+from pipelines.fast_filters import FastURLFilter, OfflineURLFilter, find_duplicates, split_lines, split_paragraphs
 from pipelines.filters import build_filters
 from pipelines.ngrams import top_ngram_bound, top_ngram_chars
 from shards.layout import SAMPLE_DIR
@@ -257,6 +258,12 @@ def test_top_ngram_bound_holds_and_prunes():
 @given(st.lists(st.text(alphabet="ab \n", max_size=4), max_size=30))
 def test_find_duplicates_equal(elements):
     assert find_duplicates(elements) == reference_find_duplicates(elements)
+
+
+@given(st.text(alphabet="ab \n\r", max_size=40))
+def test_line_and_paragraph_splits_equal(text):
+    assert split_lines(text) == re.split(r"\n+", text)
+    assert split_paragraphs(text.strip()) == re.split(r"\n{2,}", text.strip())
 
 
 def test_url_filter_equal():

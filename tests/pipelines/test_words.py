@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import string
 
 import spacy
@@ -14,6 +15,7 @@ from pipelines.words import (
     POWERS,
     SPACY_BATCH,
     WordTokenizer,
+    _run_gaps,
     _token_rows,
     english_tokenizer,
     has_other_space,
@@ -139,3 +141,18 @@ def test_english_tokenizer_is_spacy_blank_en():
         assert got[name].__self__.pattern == getattr(t, name).__self__.pattern
         assert got[name].__self__.flags == getattr(t, name).__self__.flags
     assert t.faster_heuristics  # the default, which english_tokenizer() leaves to Tokenizer
+
+
+def test_run_gaps_are_regex_runs():
+    rng = random.Random(6)
+    alphabet = ["a", "b", " ", "  ", "\n", "\t", "\u3000", "\u3001", "漢", "\U0001F600", "\xa0", "é", "\u2028", "\x1f"]
+    singles = 0
+    for _ in range(20_000):
+        text = "".join(rng.choices(alphabet, k=rng.randint(1, 15)))
+        starts, ends, single = _run_gaps(text)
+        spans = [m.span() for m in re.finditer(r"\S+", text)]
+        assert list(zip(starts.tolist(), ends.tolist())) == spans, repr(text)
+        want = [a[1] + 1 == b[0] and text[a[1]] == " " for a, b in zip(spans, spans[1:])]
+        assert single.tolist() == want, repr(text)
+        singles += sum(want)
+    assert singles > 1000
