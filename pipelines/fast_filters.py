@@ -194,15 +194,17 @@ class FastGopherQuality(GopherQualityFilter):
         if self.max_symbol_word_ratio and ellipses / n_words > self.max_symbol_word_ratio:
             return False, "gopher_too_many_ellipsis"
 
-        lines = text.splitlines()
+        lines = text.splitlines()  # no line starts with a bullet (ends with an ellipsis) the text lacks
         if (
             self.max_bullet_lines_ratio
+            and ("•" in text or "-" in text)
             and sum(s.lstrip().startswith("•") or s.lstrip().startswith("-") for s in lines) / len(lines)
             > self.max_bullet_lines_ratio
         ):
             return False, "gopher_too_many_bullets"
         if (
             self.max_ellipsis_lines_ratio
+            and ellipses
             and sum(s.rstrip().endswith("...") or s.rstrip().endswith("…") for s in lines) / len(lines)
             > self.max_ellipsis_lines_ratio
         ):
