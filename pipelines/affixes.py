@@ -35,9 +35,9 @@ ZERO_WIDTH = (C.AT, C.ASSERT, C.ASSERT_NOT)
 NO_MATCHES: tuple = ()
 
 
-def _alternatives(pattern: re.Pattern) -> list[str] | None:
-    """The top-level alternatives of `pattern`, as pattern strings; None where a flag changes what
-    its literals and anchors mean, or a back-reference would not survive the split."""
+def _alternatives(pattern: re.Pattern) -> list[tuple[str, P.SubPattern]] | None:
+    """The top-level alternatives of `pattern`, as (pattern string, its parse); None where a flag
+    changes what its literals and anchors mean, or a back-reference would not survive the split."""
     if pattern.flags & (re.MULTILINE | re.IGNORECASE | re.VERBOSE) or re.search(r"\\[1-9]|\(\?P=", pattern.pattern):
         return None
     src, out, start, depth, i = pattern.pattern, [], 0, 0, 0
@@ -62,7 +62,9 @@ def _alternatives(pattern: re.Pattern) -> list[str] | None:
     out.append(src[start:])
     tree = P.parse(src, pattern.flags)
     branch = tree.data[-1][1][1] if tree.data and tree.data[-1][0] is C.BRANCH else [tree]
-    return out if len(out) == len(branch) or len(out) == 1 else None  # the parse agrees on the count
+    if len(out) != len(branch) and len(out) != 1:  # the parse disagrees on the count
+        return None
+    return [(piece, P.parse(piece, pattern.flags)) for piece in out]
 
 
 def _edge_chars(items, last: bool) -> set[str] | None:
@@ -98,10 +100,10 @@ class _ByChar(dict):
     """Per character: the alternation of the pieces that can start (end) with it, compiled the first
     time a piece starts (ends) with that character, once per distinct set of pieces; None if none can."""
 
-    def __init__(self, pieces: list[str], flags: int, last: bool):
+    def __init__(self, alternatives: list[tuple[str, P.SubPattern]], flags: int, last: bool):
         super().__init__()
-        self.pieces, self.flags = pieces, flags
-        edges = [_edge_chars(P.parse(p, flags).data, last) for p in pieces]
+        self.pieces, self.flags = [piece for piece, _ in alternatives], flags
+        edges = [_edge_chars(tree.data, last) for _, tree in alternatives]
         self.anywhere = [k for k, e in enumerate(edges) if e is None]  # may start (end) with any character
         self.kinds: dict[str, list[int]] = {}
         for k, e in enumerate(edges):
@@ -121,10 +123,10 @@ def fast_prefix(search: Callable) -> Callable:
     """A function returning what `search` (alternatives each starting at `^`) returns, trying only the
     alternatives that can start with the piece's first character."""
     pattern = search.__self__
-    pieces = _alternatives(pattern)
-    if not pieces or not all(P.parse(p, pattern.flags).data[:1] in ([b] for b in BEGINNINGS) for p in pieces):
+    alternatives = _alternatives(pattern)
+    if not alternatives or not all(tuple(tree.data[:1]) in ((b,) for b in BEGINNINGS) for _, tree in alternatives):
         return search
-    by_first = _ByChar(pieces, pattern.flags, last=False)
+    by_first = _ByChar(alternatives, pattern.flags, last=False)
 
     def prefix_search(s: str):
         if not s:
@@ -152,14 +154,11 @@ def fast_suffix(search: Callable) -> Callable:
     """A function returning what `search` (alternatives each ending at `$`) returns, trying only the
     alternatives that can end with the piece's last character, from where a match can start."""
     pattern = search.__self__
-    pieces = _alternatives(pattern)
-    if not pieces:
-        return search
-    trees = [P.parse(p, pattern.flags) for p in pieces]
-    if any(t.data[-1:] != [(C.AT, C.AT_END)] for t in trees):
+    alternatives = _alternatives(pattern)
+    if not alternatives or any(tree.data[-1:] != [(C.AT, C.AT_END)] for _, tree in alternatives):
         return search
     widest, runs = 0, {}  # the longest bounded match; per repeated character, its shortest run
-    for tree in trees:
+    for _, tree in alternatives:
         low, high = tree.getwidth()
         if high < C.MAXREPEAT:
             widest = max(widest, high)
@@ -167,7 +166,7 @@ def fast_suffix(search: Callable) -> Callable:
             runs[c] = min(runs.get(c, low), low)
         else:
             return search
-    by_last = _ByChar(pieces, pattern.flags, last=True)
+    by_last = _ByChar(alternatives, pattern.flags, last=True)
 
     def suffix_search(s: str):
         if not s or "\n" in s:  # `$` also matches before a final line break
@@ -191,11 +190,13 @@ def fast_infix(finditer: Callable) -> Callable:
     """A function returning `finditer`'s matches (as a list, which is what spaCy makes of them),
     trying at each character an infix can start with only the alternatives that can start with it."""
     pattern = finditer.__self__
-    pieces = _alternatives(pattern)
-    if not pieces or any(_edge_chars(P.parse(p, pattern.flags).data, last=False) is None for p in pieces):
+    alternatives = _alternatives(pattern)
+    if not alternatives:
         return finditer
-    by_first = _ByChar(pieces, pattern.flags, last=False)
-    starts = frozenset(by_first.kinds)  # every piece starts with one of these (none anywhere)
+    by_first = _ByChar(alternatives, pattern.flags, last=False)
+    if by_first.anywhere:  # an alternative that may start anywhere: no character to look for
+        return finditer
+    starts = frozenset(by_first.kinds)
 
     def infix_finditer(s: str):
         if starts.isdisjoint(s):

@@ -245,11 +245,11 @@ class FastC4Quality(C4QualityFilter):
                 stat.n += k - 1
 
     def _phrases(self, text: str) -> tuple[bool, bool, bool, bool]:
-        """Which line checks can ever hold on `text`'s lines: "lorem ipsum",
-        "javascript", "{", a policy phrase. Each line is part of one line of the text (the phrases
-        hold no line break) once its citations are removed, which can join a phrase, so the phrases
-        are looked for in the whole text with its citations removed; lower() maps character by
-        character but for sigma's final form, which no phrase holds."""
+        """Which line checks can ever hold on `text`'s lines: "lorem ipsum", "javascript", "{", a
+        policy phrase. A line is part of one line of the text (the phrases hold no line break) once
+        its citations are removed, which can join a phrase, so the phrases are looked for in the whole
+        text with its citations removed; lower() maps character by character but for sigma's final
+        form, which no phrase holds."""
         lowered = (CITATION_REGEX.sub("", text) if self.remove_citations and "[" in text else text).lower()
         return (self.filter_lorem_ipsum and "lorem ipsum" in lowered,
                 self.filter_javascript and "javascript" in lowered,
@@ -274,7 +274,7 @@ class FastC4Quality(C4QualityFilter):
                 if self.max_word_length != -1 and words_ and max(map(len, words_)) > self.max_word_length:
                     counts["line-filter-too_long_word"] += 1
                     continue
-                cited = False
+                cited = 0  # citations removed
                 if self.remove_citations and "[" in line:
                     line, cited = CITATION_REGEX.subn("", line)
                 if self.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)):
@@ -300,7 +300,7 @@ class FastC4Quality(C4QualityFilter):
                     else:
                         counted_later.append(line)
                         counted[-1] = True
-                        rewritten |= cited > 0
+                        rewritten |= cited > 0  # its runs are no longer the text's
                 kept_lines.append(line)
                 counts["line-kept"] += 1
         finally:

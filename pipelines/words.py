@@ -266,15 +266,15 @@ class WordTokenizer:
 
         rules = self.settings["rules"]
         plain = Tokenizer(Vocab(), **{**self.settings, "rules": {}})
-        reach, pairs, self._rule_patterns = 1, set(), set()
+        reach, pairs, cases, self._rule_patterns = 1, set(), [], set()
         for rule, case in rules.items():
             toks = [x.text for x in plain(rule)]
             assert len(toks) == 1 or all(x.strip() for x in toks), f"special case {rule!r} has a whitespace token"
             reach = max(reach, len(toks))
             pairs.update(zip(toks, toks[1:]))
-            if toks != [d.get(ORTH, d.get("ORTH")) for d in case]:  # the tokens its match would change
+            cases.append([d.get(ORTH, d.get("ORTH")) for d in case])
+            if toks != cases[-1]:  # the tokens its match would change
                 self._rule_patterns.add(tuple(toks))
-        cases = [[d.get(ORTH, d.get("ORTH")) for d in tokens] for tokens in rules.values()]
         self._rule_keys = set(rules)
         self._rule_strings = self._rule_keys | {"".join(p) for p in self._rule_patterns}  # a cheap first test
         self._rule_firsts, self._rule_lasts = {c[0] for c in cases}, {c[-1] for c in cases}
@@ -360,7 +360,8 @@ class WordTokenizer:
         for k, toks in zip(redo, self._orths(self.affixes("\n".join(words[k] for k in redo))) if redo else ()):
             first[k] = toks
         for run, tokens, first_pass in zip(words, full, first):
-            self._add(run, self._orth_entry(tokens), (self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]]))
+            codes = self._orth_lefts[first_pass[-1]], self._orth_rights[first_pass[0]]
+            self._add(run, self._orth_entry(tokens), codes)
 
     def _plain(self, run: str) -> bool:
         """Whether `run` is one token: ASCII letters or digits only (no affix or infix applies), no special case."""
@@ -561,9 +562,8 @@ class WordTokenizer:
         if POISON in text:
             ids = np.fromiter(chain.from_iterable(map(FIRST, self._retried(text))), dtype=np.int64)
         else:  # whitespace runs hold no word token
-            r = self._numbers(text.split())
-            pairs = self._pairs(r[:-1], r[1:])
-            self._runs = (text, Runs(r, self._clears, len(pairs) > 0))
+            runs, pairs = self._split(text)
+            self._runs, r = (text, runs), runs.numbers
             parts, k = [], 0
             for lo, hi, a, b in self._windows(text, r, pairs):
                 parts += [self._gather(r[k:lo]), np.array(self._window(text[a:b])[0], dtype=np.int64)]
@@ -590,12 +590,17 @@ class WordTokenizer:
         """
         return 1 + "".join(map(SECOND, self._retried(text))).count("PN")
 
+    def _split(self, text: str) -> tuple[Runs, np.ndarray]:
+        """The Runs of `text`, and the positions of neighbours a special case may join (`_pairs`)."""
+        r = self._numbers(text.split())
+        pairs = self._pairs(r[:-1], r[1:])
+        return Runs(r, self._clears, len(pairs) > 0), pairs
+
     def runs_of(self, text: str) -> Runs:
         """The memo numbers of `text.split()` (those `analyze` took, if `text` was the last it read)."""
         if self._runs[0] == text and self._runs[1].clears == self._clears:
             return self._runs[1]
-        r = self._numbers(text.split())
-        return Runs(r, self._clears, len(self._pairs(r[:-1], r[1:])) > 0)
+        return self._split(text)[0]
 
     def count_sentences_in(self, lines: list[str], runs: Runs | None = None) -> int:
         """`sum(map(count_sentences, lines))`, in one pass over the lines joined by newlines (lines
@@ -616,7 +621,8 @@ class WordTokenizer:
             r = runs.numbers
             pn, head, tail = self._pn.data[r], self._head.data[r], self._tail.data[r]
             n_words = int(self._counts.data[r].sum())
-            for lo, hi, a, b in self._windows(text, r) if runs.pairs else ():  # inside a line: the window stands for runs lo..hi-1
+            # inside a line: the window stands for runs lo..hi-1
+            for lo, hi, a, b in self._windows(text, r) if runs.pairs else ():
                 ids, classes = self._window(text[a:b])
                 n_words += len(ids) - int(self._counts.data[r[lo:hi]].sum())
                 pn[lo], head[lo], tail[lo] = classes.count("PN"), EDGE_CLASS[classes[:1]], EDGE_CLASS[classes[-1:]]

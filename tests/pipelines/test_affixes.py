@@ -62,55 +62,44 @@ def test_fast_searches_equal_spacys():
     assert min(found.values()) > 500, found  # each kind of match occurred
 
 
-@pytest.mark.parametrize("pattern, shaped", [
-    (r"a$|bc$|\.\.+$", True),
-    (r"(?<=x)a$|b$", True),
-    (r"a+$|b$", True),  # an unbounded run of one character
-    (r"(?:aa)+$|b$", False),  # even runs only: not a run of any length
-    (r"[ab]+$|c$", False),
-    (r"a$|b", False),  # an alternative not anchored at the end
+def _spans(result) -> list | tuple | None:
+    """A search's match, or finditer's matches, as spans."""
+    return _span(result) if result is None or isinstance(result, re.Match) else [m.span() for m in result]
+
+
+SUFFIX, INFIX, PREFIX = (fast_suffix, "search", "abcx.\n", 2), (fast_infix, "finditer", "ab-./:xyz1", 3), \
+    (fast_prefix, "search", "abxy.\n", 4)  # (builder, method, alphabet of the pieces, seed)
+
+
+@pytest.mark.parametrize("kind, pattern, shaped", [
+    (SUFFIX, r"a$|bc$|\.\.+$", True),
+    (SUFFIX, r"(?<=x)a$|b$", True),
+    (SUFFIX, r"a+$|b$", True),  # an unbounded run of one character
+    (SUFFIX, r"(?:aa)+$|b$", False),  # even runs only: not a run of any length
+    (SUFFIX, r"[ab]+$|c$", False),
+    (SUFFIX, r"a$|b", False),  # an alternative not anchored at the end
+    (INFIX, r"(?<=[a-z])-(?=[a-z])|\.\.+|[/:]", True),
+    (INFIX, r"x?y|z", False),  # x? can match nothing: the match may start on y
+    (INFIX, r"\d-\d", False),  # a category: not listed
+    (INFIX, r"[^a]b", False),
+    (PREFIX, r"^a|^ab|^\.\.+|^[xy]b", True),  # which alternative comes first decides the match
+    (PREFIX, r"^(?=a)a|^b+|^", True),  # an empty alternative
+    (PREFIX, r"^a|b", False),  # an alternative not anchored at the start
+    (PREFIX, r"^a|^b", False),  # sre merges single characters into one class: nothing to split
 ])
-def test_suffix_shapes(pattern, shaped):
+def test_other_pattern_shapes(kind, pattern, shaped):
     """Other patterns: the shortcut is taken only where it is exact, and then agrees."""
-    search = re.compile(pattern).search
-    fast = fast_suffix(search)
-    assert (fast is not search) == shaped
-    rng = random.Random(2)
+    build, method, alphabet, seed = kind
+    plain = getattr(re.compile(pattern), method)
+    fast = build(plain)
+    assert (fast is not plain) == shaped
+    rng = random.Random(seed)
     for _ in range(3000):
-        s = "".join(rng.choices("abcx.\n", k=rng.randint(0, 12)))
-        assert _span(fast(s)) == _span(search(s)), (pattern, s)
+        s = "".join(rng.choices(alphabet, k=rng.randint(0, 12)))
+        assert _spans(fast(s)) == _spans(plain(s)), (pattern, s)
 
 
-@pytest.mark.parametrize("pattern, shaped", [
-    (r"(?<=[a-z])-(?=[a-z])|\.\.+|[/:]", True),
-    (r"x?y|z", False),  # x? can match nothing: the match may start on y
-    (r"\d-\d", False),  # a category: not listed
-    (r"[^a]b", False),
-])
-def test_infix_shapes(pattern, shaped):
-    finditer = re.compile(pattern).finditer
-    fast = fast_infix(finditer)
-    assert (fast is not finditer) == shaped
-    rng = random.Random(3)
-    for _ in range(3000):
-        s = "".join(rng.choices("ab-./:xyz1", k=rng.randint(0, 12)))
-        assert [m.span() for m in fast(s)] == [m.span() for m in finditer(s)], (pattern, s)
-
-
-@pytest.mark.parametrize("pattern, shaped", [
-    (r"^a|^ab|^\.\.+|^[xy]b", True),  # which alternative comes first decides the match
-    (r"^(?=a)a|^b+|^", True),  # an empty alternative
-    (r"^a|b", False),  # an alternative not anchored at the start
-    (r"^a|^b", False),  # sre merges single characters into one class: nothing to split
-])
-def test_prefix_shapes(pattern, shaped):
-    search = re.compile(pattern).search
-    fast = fast_prefix(search)
-    assert (fast is not search) == shaped
-    rng = random.Random(4)
-    for _ in range(3000):
-        s = "".join(rng.choices("abxy.\n", k=rng.randint(0, 8)))
-        assert _span(fast(s)) == _span(search(s)), (pattern, s)
+def test_multiline_prefix_keeps_search():
     assert fast_prefix(re.compile(r"^a|^bc", re.M).search) == re.compile(r"^a|^bc", re.M).search
 
 

@@ -50,8 +50,8 @@ def test_affixed_runs_are_spacy_tokens():
     fixed = ["", ",", ";", ":", "!", "?", ")", ").", "),", ".", '"', "'s", "...", "-", "()", "”", "().", "’s"]
     fast = cut = new = 0
     for stem in sorted(stems):
-        posts = fixed + [rng.choice(["", "", "'s", "’s", "'S", "’S"]) + "".join(rng.choices(closers, k=rng.randint(1, 4)))
-                         for _ in range(3)]
+        posts = fixed + [rng.choice(["", "", "'s", "’s", "'S", "’S"])
+                         + "".join(rng.choices(closers, k=rng.randint(1, 4))) for _ in range(3)]
         for pre in ("", "(", '"', "'", "[", "“"):
             for post in posts:
                 if rng.random() > 0.35:  # a third of the combinations: > 400,000 runs compared
@@ -70,7 +70,8 @@ def test_affixed_runs_are_spacy_tokens():
     assert tok._affixed("FMA.") == ["FMA", "."] and tok._affixed("X.") is None and tok._affixed("1.6.5.") == ["1.6.5", "."]
     assert tok._affixed("it's") is None and tok._affixed("val):") is None and tok._affixed("word..") is None  # "):"
     assert tok._affixed("John's).") == ["John", "'s", ")", "."] and tok._affixed("dogs'") == ["dogs", "'"]
-    marked = {rng.choice("aZ5") + "".join(rng.choices("abcXYZ019_()?!;", k=rng.randint(0, 10))) + "¶" for _ in range(5000)}
+    marked = {rng.choice("aZ5") + "".join(rng.choices("abcXYZ019_()?!;", k=rng.randint(0, 10))) + "¶"
+              for _ in range(5000)}
     for run in sorted(marked | {"IS_ALPHA¶", "(word¶", "a-b¶", "os.EX_OK¶", "word¶."}):
         got = tok._affixed(run)
         assert got is None or got == [t.text for t in spacy_tokenizer(run)], run
@@ -122,10 +123,12 @@ def test_text_with_many_new_runs():
 
 def test_has_other_space_is_the_regex():
     rng = random.Random(5)
-    spaces = [" ", "  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u2028", "\u3000"]
+    spaces = [" ", "  ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\xa0", "\u2028",
+              "\u3000"]
     found = 0
     for _ in range(20_000):
-        pieces = rng.choices(["a", "b.", "é", "x"] + spaces, weights=[8, 8, 1, 8] + [1] * len(spaces), k=rng.randint(0, 12))
+        pieces = rng.choices(["a", "b.", "é", "x"] + spaces, weights=[8, 8, 1, 8] + [1] * len(spaces),
+                             k=rng.randint(0, 12))
         text = "".join(pieces)
         want = OTHER_SPACE.search(text) is not None
         assert has_other_space(text) == want, repr(text)
@@ -145,7 +148,8 @@ def test_english_tokenizer_is_spacy_blank_en():
 
 def test_run_gaps_are_regex_runs():
     rng = random.Random(6)
-    alphabet = ["a", "b", " ", "  ", "\n", "\t", "\u3000", "\u3001", "漢", "\U0001F600", "\xa0", "é", "\u2028", "\x1f"]
+    alphabet = ["a", "b", " ", "  ", "\n", "\t", "\u3000", "\u3001", "漢", "\U0001F600", "\xa0", "é", "\u2028",
+                "\x1f"]
     singles = 0
     for _ in range(20_000):
         text = "".join(rng.choices(alphabet, k=rng.randint(1, 15)))
